@@ -1,0 +1,47 @@
+//! `POST /admin/concerts`, `GET /concerts`, `GET /concerts/{concert_id}`.
+
+use crate::{http, HandlerResult};
+use lambda_http::Request;
+use serde_json::{json, Value};
+use shared::runtime::Services;
+
+pub async fn create_concert(services: &Services, request: Request) -> HandlerResult {
+    http::admin(services, &request)?;
+    let created = services.create_concert(http::body(&request)?).await?;
+    let mut body = serde_json::to_value(created.concert.view(services.clock.now()))
+        .map_err(shared::DomainError::internal)?;
+    body["schedules"] = created
+        .schedules
+        .iter()
+        .map(|schedule| {
+            json!({
+                "schedule_id": schedule.schedule_id,
+                "starts_at": schedule.starts_at,
+                "total_seats": schedule.total_seats,
+            })
+        })
+        .collect::<Value>();
+    http::json(201, &body)
+}
+
+pub async fn list_concerts(services: &Services, request: Request) -> HandlerResult {
+    let page = services
+        .list_concerts(
+            http::query(&request, "limit").as_deref(),
+            http::query(&request, "cursor").as_deref(),
+        )
+        .await?;
+    let now = services.clock.now();
+    let items: Vec<_> = page.items.iter().map(|concert| concert.view(now)).collect();
+    http::json(
+        200,
+        &json!({ "items": items, "next_cursor": page.next_cursor }),
+    )
+}
+
+pub async fn get_concert(services: &Services, request: Request) -> HandlerResult {
+    let concert = services
+        .concert(&http::path(&request, "concert_id")?)
+        .await?;
+    http::json(200, &concert.view(services.clock.now()))
+}

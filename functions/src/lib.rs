@@ -1,0 +1,60 @@
+//! The HTTP entry points of the ticketing API.
+//!
+//! Each endpoint is a plain async function `(&Services, Request) -> Result<Response, DomainError>`
+//! in [`endpoints`]: it parses the request, calls one operation of the domain crate and shapes
+//! the answer. Every Lambda binary in `src/bin/` runs exactly one of them through [`run`]; the
+//! local gateway runs the same functions through [`routes`]. Errors become the contract's error
+//! body in one place, [`respond`].
+
+pub mod endpoints;
+pub mod http;
+pub mod routes;
+
+pub use lambda_http::Request;
+use lambda_http::{service_fn, Body, Response};
+pub use shared::runtime::Services;
+use shared::DomainError;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+
+pub type HandlerResult = Result<Response<Body>, DomainError>;
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = HandlerResult> + Send + 'a>>;
+/// An endpoint, as a function pointer so a table of them can be built (see [`routes`]).
+pub type Handler = for<'a> fn(&'a Services, Request) -> HandlerFuture<'a>;
+
+/// Turns an `async fn(&Services, Request) -> HandlerResult` into a [`Handler`].
+#[macro_export]
+macro_rules! handler {
+    ($endpoint:path) => {{
+        fn call(
+            services: &$crate::Services,
+            request: $crate::Request,
+        ) -> $crate::HandlerFuture<'_> {
+            Box::pin($endpoint(services, request))
+        }
+        call as $crate::Handler
+    }};
+}
+
+/// Runs an endpoint and maps a domain error to the contract's error response.
+pub async fn respond(services: &Services, handler: Handler, request: Request) -> Response<Body> {
+    match handler(services, request).await {
+        Ok(response) => response,
+        Err(err) => http::error_response(&err),
+    }
+}
+
+/// The `main` of every Lambda binary: logging, services built once per cold start, then the
+/// runtime loop.
+pub async fn run(handler: Handler) -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let services = Services::from_env().await?;
+    // Built once and kept for the life of the process, which is the life of the execution
+    // environment; leaking gives every invocation a plain `&'static` with no reference count.
+    let services: &'static Services = Box::leak(Box::new(services));
+    lambda_http::run(service_fn(move |request| async move {
+        Ok::<_, Infallible>(respond(services, handler, request).await)
+    }))
+    .await
+}

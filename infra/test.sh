@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+#
+# infra/test.sh — every test: unit tests, adapter tests against the emulators, and end-to-end
+# tests through HTTP. Installs what it needs, starts its own emulators on free loopback ports,
+# and stops them when the tests end, pass or fail. Extra arguments go to `cargo test`.
+
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "test: cargo is missing; install Rust with rustup (https://rustup.rs) and retry." >&2
+    exit 1
+fi
+
+# Compile first, so the emulators are not kept waiting through a cold build.
+cargo test --workspace --no-run --quiet
+
+state="$(mktemp -d "${TMPDIR:-/tmp}/ticketing-test.XXXXXX")"
+trap 'infra/emulators.sh stop "$state"; rm -rf "$state"' EXIT
+infra/emulators.sh start "$state"
+# shellcheck disable=SC1091
+source "$state/env"
+
+# cargo prints one "test result" line per test binary; add them up into one closing line.
+log="$state/cargo-test.log"
+status=0
+cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { passed += $4; failed += $6 }
+     END { printf "\ntests: %d passed, %d failed\n", passed, failed }' "$log"
+exit "$status"

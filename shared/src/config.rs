@@ -1,0 +1,168 @@
+//! Settings, read once at start from the environment into one typed struct.
+//!
+//! A missing or malformed setting is an error at start (a cold start that fails loudly), never a
+//! panic inside a handler. Defaults are the ones API.md ("Local stack") documents.
+
+use std::collections::BTreeSet;
+
+/// Where the key that signs access and queue tokens comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SecretSource {
+    /// `JWT_SECRET`: the key itself (local stack, tests).
+    Value(String),
+    /// `JWT_SECRET_ARN`: a Secrets Manager secret, read once at cold start (AWS).
+    SecretsManager(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub table_name: String,
+    pub jwt_secret: SecretSource,
+    pub access_token_ttl_seconds: i64,
+    pub hold_ttl_seconds: i64,
+    pub queue_active_ttl_seconds: i64,
+    pub queue_max_active: u32,
+    pub admin_usernames: BTreeSet<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("setting {0} is required")]
+    Missing(&'static str),
+    #[error("setting {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// The shortest HMAC key we accept: 256 bits, as HS256 wants.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the config from any name → value lookup, so tests need not touch the process
+    /// environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let table_name = get("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
+        let jwt_secret = match (get("JWT_SECRET"), get("JWT_SECRET_ARN")) {
+            (Some(secret), _) => {
+                check_secret_length(&secret)?;
+                SecretSource::Value(secret)
+            }
+            (None, Some(arn)) => SecretSource::SecretsManager(arn),
+            (None, None) => return Err(ConfigError::Missing("JWT_SECRET or JWT_SECRET_ARN")),
+        };
+        let number = |name: &'static str, default: i64, min: i64, max: i64| match get(name) {
+            None => Ok(default),
+            Some(raw) => match raw.trim().parse::<i64>() {
+                Ok(value) if (min..=max).contains(&value) => Ok(value),
+                _ => Err(ConfigError::Invalid {
+                    name,
+                    reason: format!("expected a whole number from {min} to {max}, got {raw:?}"),
+                }),
+            },
+        };
+        let admin_usernames = get("ADMIN_USERNAMES")
+            .unwrap_or_else(|| "admin".to_owned())
+            .split(',')
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .collect();
+        Ok(Self {
+            table_name,
+            jwt_secret,
+            access_token_ttl_seconds: number("ACCESS_TOKEN_TTL_SECONDS", 3600, 60, 86_400)?,
+            hold_ttl_seconds: number("HOLD_TTL_SECONDS", 300, 1, 3600)?,
+            queue_active_ttl_seconds: number("QUEUE_ACTIVE_TTL_SECONDS", 600, 1, 86_400)?,
+            queue_max_active: number("QUEUE_MAX_ACTIVE", 100, 1, 100_000)? as u32,
+            admin_usernames,
+        })
+    }
+
+    pub fn is_admin(&self, username: &str) -> bool {
+        self.admin_usernames.contains(username)
+    }
+}
+
+pub fn check_secret_length(secret: &str) -> Result<(), ConfigError> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(ConfigError::Invalid {
+            name: "JWT_SECRET",
+            reason: format!("must be at least {MIN_SECRET_BYTES} bytes"),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| env.get(name).cloned())
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn when_only_required_settings_should_use_documented_defaults() {
+        let config = config(&[("TABLE_NAME", "t"), ("JWT_SECRET", SECRET)]).unwrap();
+        assert_eq!(config.hold_ttl_seconds, 300);
+        assert_eq!(config.queue_active_ttl_seconds, 600);
+        assert_eq!(config.queue_max_active, 100);
+        assert!(config.is_admin("admin"));
+        assert!(!config.is_admin("alice"));
+    }
+
+    #[test]
+    fn when_table_missing_should_fail_at_start() {
+        assert_eq!(
+            config(&[("JWT_SECRET", SECRET)]),
+            Err(ConfigError::Missing("TABLE_NAME"))
+        );
+    }
+
+    #[test]
+    fn when_secret_is_short_should_refuse_it() {
+        assert!(config(&[("TABLE_NAME", "t"), ("JWT_SECRET", "short")]).is_err());
+    }
+
+    #[test]
+    fn when_secret_arn_given_should_read_from_secrets_manager() {
+        let config = config(&[("TABLE_NAME", "t"), ("JWT_SECRET_ARN", "arn:x")]).unwrap();
+        assert_eq!(
+            config.jwt_secret,
+            SecretSource::SecretsManager("arn:x".into())
+        );
+    }
+
+    #[test]
+    fn when_number_is_malformed_should_name_the_setting() {
+        let err = config(&[
+            ("TABLE_NAME", "t"),
+            ("JWT_SECRET", SECRET),
+            ("HOLD_TTL_SECONDS", "soon"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("HOLD_TTL_SECONDS"));
+    }
+
+    #[test]
+    fn when_admins_listed_should_split_on_commas() {
+        let config = config(&[
+            ("TABLE_NAME", "t"),
+            ("JWT_SECRET", SECRET),
+            ("ADMIN_USERNAMES", "root, ops ,"),
+        ])
+        .unwrap();
+        assert!(config.is_admin("root") && config.is_admin("ops"));
+        assert!(!config.is_admin("admin"));
+    }
+}

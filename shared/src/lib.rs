@@ -1,0 +1,23 @@
+//! The ticketing domain.
+//!
+//! Three rooms with arrows pointing one way: the rules and types ([`users`], [`catalog`],
+//! [`auth`], [`error`]) know nothing of Lambda or DynamoDB; the [`store`] translates them to
+//! DynamoDB items and requests; the HTTP entry points (the `functions` crate) translate requests
+//! into calls on this crate. Everything that is read from the environment is in [`config`], and
+//! everything that asks for the time asks the [`clock`].
+
+pub mod auth;
+pub mod catalog;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod operations;
+pub mod runtime;
+pub mod store;
+pub mod users;
+pub mod validate;
+
+pub use clock::Clock;
+pub use config::Config;
+pub use error::{DomainError, Result};

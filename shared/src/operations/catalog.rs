@@ -1,0 +1,79 @@
+//! Creating and reading concerts.
+
+use crate::catalog::{Concert, NewConcert, Schedule};
+use crate::error::{DomainError, Result};
+use crate::ids::{new_id, parse_id};
+use crate::runtime::Services;
+use crate::store::ConcertPage;
+
+/// A new concert and the dates that were created with it.
+pub struct CreatedConcert {
+    pub concert: Concert,
+    pub schedules: Vec<Schedule>,
+}
+
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+impl Services {
+    pub async fn create_concert(&self, body: NewConcert) -> Result<CreatedConcert> {
+        let seats = body.validate()?;
+        let concert = Concert {
+            concert_id: new_id(),
+            title: body.title,
+            artist: body.artist,
+            venue: body.venue,
+            category: body.category,
+            description: body.description,
+            image_url: body.image_url,
+            booking_opens_at: body.booking_opens_at,
+            booking_closes_at: body.booking_closes_at,
+            cancelled: false,
+            created_at: self.clock.now(),
+        };
+        let mut schedules: Vec<Schedule> = body
+            .schedules
+            .iter()
+            .map(|schedule| Schedule {
+                schedule_id: new_id(),
+                concert_id: concert.concert_id,
+                starts_at: schedule.starts_at,
+                total_seats: seats.len() as u32,
+            })
+            .collect();
+        schedules.sort_by_key(|schedule| schedule.starts_at);
+        self.store
+            .create_concert(&concert, &schedules, &seats)
+            .await?;
+        Ok(CreatedConcert { concert, schedules })
+    }
+
+    /// A concert by the id from a path. An id that is not a UUID names no concert: `NOT_FOUND`.
+    pub async fn concert(&self, raw_id: &str) -> Result<Concert> {
+        let Some(concert_id) = parse_id(raw_id) else {
+            return Err(DomainError::NotFound("concert"));
+        };
+        self.store
+            .concert(concert_id)
+            .await?
+            .ok_or(DomainError::NotFound("concert"))
+    }
+
+    pub async fn list_concerts(
+        &self,
+        limit: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<ConcertPage> {
+        let limit = match limit {
+            None => DEFAULT_PAGE_SIZE,
+            Some(raw) => raw
+                .parse::<i32>()
+                .ok()
+                .filter(|limit| (1..=MAX_PAGE_SIZE).contains(limit))
+                .ok_or_else(|| {
+                    DomainError::validation("limit", format!("must be from 1 to {MAX_PAGE_SIZE}"))
+                })?,
+        };
+        self.store.list_concerts(limit, cursor).await
+    }
+}

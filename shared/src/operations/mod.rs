@@ -1,0 +1,9 @@
+//! The operations behind the endpoints: one method per use case on [`Services`], each checking
+//! its input, applying the rules and making (ideally) one storage request.
+//!
+//! [`Services`]: crate::runtime::Services
+
+mod catalog;
+
+pub use catalog::{CreatedConcert, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+mod users;

@@ -1,0 +1,270 @@
+//! Concerts, schedules and seat maps.
+
+use super::{from_item, keys, s, sdk_error, to_item, Item, Store};
+use crate::catalog::{Concert, Schedule, Seat};
+use crate::error::{DomainError, Result};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use futures::{stream, StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::Duration;
+use uuid::Uuid;
+
+#[derive(Serialize, Deserialize)]
+struct ConcertItem {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    #[serde(flatten)]
+    concert: Concert,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ScheduleItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    schedule: Schedule,
+}
+
+/// A seat of one schedule. `status` is `AVAILABLE` when written; holds and bookings change it.
+#[derive(Serialize, Deserialize)]
+struct SeatItem {
+    pk: String,
+    sk: String,
+    schedule_id: Uuid,
+    concert_id: Uuid,
+    status: String,
+    #[serde(flatten)]
+    seat: Seat,
+}
+
+/// One page of the concert list and the opaque cursor of the next, if any.
+pub struct ConcertPage {
+    pub items: Vec<Concert>,
+    pub next_cursor: Option<String>,
+}
+
+/// BatchWriteItem takes at most 25 items a call.
+const BATCH_SIZE: usize = 25;
+/// Batches in flight at once when writing a seat map.
+const BATCH_CONCURRENCY: usize = 8;
+const BATCH_ATTEMPTS: u32 = 8;
+
+impl Store {
+    /// Writes a new concert with its schedules and their seats.
+    ///
+    /// A large seat map cannot be one transaction (100 items at most), so the order makes it
+    /// safe instead: schedules and seats first, the concert item last. Until the concert item
+    /// exists nothing can reach the others (every read starts from the concert or from a
+    /// schedule id that only the concert's response reveals), and if writing fails midway the
+    /// request fails and leaves only unreachable items, which the admin's retry does not reuse
+    /// (ids are new each time).
+    pub async fn create_concert(
+        &self,
+        concert: &Concert,
+        schedules: &[Schedule],
+        seats: &[Seat],
+    ) -> Result<()> {
+        let mut items = Vec::with_capacity(schedules.len() * (seats.len() + 1));
+        for schedule in schedules {
+            items.push(to_item(&ScheduleItem {
+                pk: keys::concert(concert.concert_id),
+                sk: keys::schedule_sk(schedule.schedule_id),
+                schedule: schedule.clone(),
+            })?);
+            for seat in seats {
+                items.push(to_item(&SeatItem {
+                    pk: keys::schedule(schedule.schedule_id),
+                    sk: keys::seat_sk(seat.seat_no),
+                    schedule_id: schedule.schedule_id,
+                    concert_id: concert.concert_id,
+                    status: "AVAILABLE".to_owned(),
+                    seat: seat.clone(),
+                })?);
+            }
+        }
+        let batches: Vec<Vec<Item>> = items.chunks(BATCH_SIZE).map(<[Item]>::to_vec).collect();
+        stream::iter(batches)
+            .map(|batch| self.write_batch(batch))
+            .buffer_unordered(BATCH_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+
+        let concert_item = to_item(&ConcertItem {
+            pk: keys::concert(concert.concert_id),
+            sk: keys::CONCERT_SK.to_owned(),
+            gsi1pk: keys::CONCERT_LIST.to_owned(),
+            gsi1sk: concert.concert_id.to_string(),
+            concert: concert.clone(),
+        })?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(concert_item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|err| sdk_error("create_concert", err))?;
+        Ok(())
+    }
+
+    /// One BatchWriteItem, retrying whatever DynamoDB left unprocessed with backoff.
+    async fn write_batch(&self, batch: Vec<Item>) -> Result<()> {
+        let mut pending: Vec<WriteRequest> = batch
+            .into_iter()
+            .map(|item| {
+                PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map(|put| WriteRequest::builder().put_request(put).build())
+                    .map_err(DomainError::internal)
+            })
+            .collect::<Result<_>>()?;
+        for attempt in 0..BATCH_ATTEMPTS {
+            let output = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, pending)
+                .send()
+                .await
+                .map_err(|err| sdk_error("batch_write_item", err))?;
+            pending = output
+                .unprocessed_items
+                .and_then(|mut unprocessed| unprocessed.remove(&self.table))
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
+        }
+        Err(DomainError::internal(
+            "batch_write_item: items left unprocessed",
+        ))
+    }
+
+    pub async fn concert(&self, concert_id: Uuid) -> Result<Option<Concert>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::concert(concert_id)))
+            .key(keys::SK, s(keys::CONCERT_SK))
+            .send()
+            .await
+            .map_err(|err| sdk_error("concert", err))?;
+        output
+            .item
+            .map(|item| from_item::<ConcertItem>(item).map(|item| item.concert))
+            .transpose()
+    }
+
+    /// Concerts, newest first, `limit` at a time. `cursor` is the `next_cursor` of the page
+    /// before; a cursor that is not one of ours is a `VALIDATION_FAILED` on `cursor`.
+    pub async fn list_concerts(&self, limit: i32, cursor: Option<&str>) -> Result<ConcertPage> {
+        let start_key = cursor.map(decode_cursor).transpose()?;
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("gsi1pk = :list")
+            .expression_attribute_values(":list", s(keys::CONCERT_LIST))
+            .scan_index_forward(false)
+            .limit(limit)
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(|err| sdk_error("list_concerts", err))?;
+        let items = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<ConcertItem>(item).map(|item| item.concert))
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = output.last_evaluated_key.map(|key| encode_cursor(&key));
+        Ok(ConcertPage { items, next_cursor })
+    }
+
+    /// A concert's schedules, earliest first.
+    pub async fn schedules(&self, concert_id: Uuid) -> Result<Vec<Schedule>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(keys::concert(concert_id)))
+            .expression_attribute_values(":prefix", s(keys::SCHEDULE_SK_PREFIX))
+            .send()
+            .await
+            .map_err(|err| sdk_error("schedules", err))?;
+        let mut schedules = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<ScheduleItem>(item).map(|item| item.schedule))
+            .collect::<Result<Vec<_>>>()?;
+        schedules.sort_by_key(|schedule| schedule.starts_at);
+        Ok(schedules)
+    }
+}
+
+/// The names a concert-list key may have; anything else did not come from us.
+const CURSOR_KEYS: [&str; 4] = [keys::PK, keys::SK, keys::GSI1_PK, keys::GSI1_SK];
+
+fn encode_cursor(key: &Item) -> String {
+    let plain: HashMap<&str, &str> = key
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str(), value.as_s().ok()?.as_str())))
+        .collect();
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&plain).unwrap_or_default())
+}
+
+fn decode_cursor(cursor: &str) -> Result<Item> {
+    let invalid = || DomainError::validation("cursor", "is not a cursor this API returned");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let plain: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let well_formed = plain.len() == CURSOR_KEYS.len()
+        && CURSOR_KEYS.iter().all(|name| plain.contains_key(*name))
+        && plain[keys::GSI1_PK] == keys::CONCERT_LIST
+        && plain
+            .values()
+            .all(|value| !value.is_empty() && value.len() <= 200);
+    if !well_formed {
+        return Err(invalid());
+    }
+    Ok(plain
+        .into_iter()
+        .map(|(name, value)| (name, AttributeValue::S(value)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_cursor_round_trips_should_give_the_same_key() {
+        let key: Item = [
+            (keys::PK, "CONCERT#1"),
+            (keys::SK, "CONCERT"),
+            (keys::GSI1_PK, keys::CONCERT_LIST),
+            (keys::GSI1_SK, "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), s(v)))
+        .collect();
+        assert_eq!(decode_cursor(&encode_cursor(&key)).unwrap(), key);
+    }
+
+    #[test]
+    fn when_cursor_is_not_ours_should_refuse() {
+        assert!(decode_cursor("!!!").is_err());
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("{}")).is_err());
+        let foreign = serde_json::json!({"pk": "USER#1", "sk": "PROFILE",
+            "gsi1pk": "USERS", "gsi1sk": "1"});
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode(foreign.to_string())).is_err());
+    }
+}

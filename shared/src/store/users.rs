@@ -1,0 +1,115 @@
+//! Users: the profile item and the username item that makes names unique and serves login.
+
+use super::{from_item, keys, s, sdk_error, to_item, Store};
+use crate::error::{DomainError, Result};
+use crate::users::User;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Serialize, Deserialize)]
+struct ProfileItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    user: User,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UsernameItem {
+    pk: String,
+    sk: String,
+    user_id: Uuid,
+    password_hash: String,
+}
+
+/// What login needs to know about a username.
+pub struct Credentials {
+    pub user_id: Uuid,
+    pub password_hash: String,
+}
+
+impl Store {
+    /// Creates the profile and claims the username in one transaction: both or neither.
+    pub async fn create_user(&self, user: &User, password_hash: &str) -> Result<()> {
+        let username_item = to_item(&UsernameItem {
+            pk: keys::username(&user.username),
+            sk: keys::USERNAME_SK.to_owned(),
+            user_id: user.user_id,
+            password_hash: password_hash.to_owned(),
+        })?;
+        let profile_item = to_item(&ProfileItem {
+            pk: keys::user(user.user_id),
+            sk: keys::USER_PROFILE.to_owned(),
+            user: user.clone(),
+        })?;
+        let put = |item| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map(|put| TransactWriteItem::builder().put(put).build())
+                .map_err(DomainError::internal)
+        };
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(put(username_item)?)
+            .transact_items(put(profile_item)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
+                    if cancelled
+                        .cancellation_reasons()
+                        .first()
+                        .and_then(|reason| reason.code())
+                        == Some("ConditionalCheckFailed") =>
+                {
+                    Err(DomainError::UsernameTaken)
+                }
+                _ => Err(sdk_error("create_user", err)),
+            },
+        }
+    }
+
+    pub async fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::username(username)))
+            .key(keys::SK, s(keys::USERNAME_SK))
+            .send()
+            .await
+            .map_err(|err| sdk_error("credentials", err))?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let item: UsernameItem = from_item(item)?;
+        Ok(Some(Credentials {
+            user_id: item.user_id,
+            password_hash: item.password_hash,
+        }))
+    }
+
+    pub async fn user(&self, user_id: Uuid) -> Result<Option<User>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::user(user_id)))
+            .key(keys::SK, s(keys::USER_PROFILE))
+            .send()
+            .await
+            .map_err(|err| sdk_error("user", err))?;
+        output
+            .item
+            .map(|item| from_item::<ProfileItem>(item).map(|profile| profile.user))
+            .transpose()
+    }
+}

@@ -1,0 +1,206 @@
+//! The test harness: a whole stack per test (its own table, its own gateway on a free loopback
+//! port, the real emulators underneath) and a small HTTP client that speaks the API.
+//!
+//! Run through `infra/test.sh`, which starts the emulators and exports their endpoints.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use shared::{Clock, Config};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+pub use local_stack::RunningStack;
+
+pub const ADMIN: &str = "admin";
+pub const PASSWORD: &str = "correct-horse-battery";
+
+pub struct TestApi {
+    pub stack: RunningStack,
+    pub secret: String,
+    http: reqwest::Client,
+}
+
+/// A response: status and JSON body (`Value::Null` when there is none).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The contract's error code, if this is an error reply.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected reply: {}",
+            self.body
+        );
+        self.body
+    }
+
+    #[track_caller]
+    pub fn expect_error(self, status: u16, code: &str) -> Value {
+        assert_eq!(
+            (self.status.as_u16(), self.code()),
+            (status, code),
+            "unexpected reply: {}",
+            self.body
+        );
+        self.body
+    }
+}
+
+impl TestApi {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a stack whose config the test may adjust first.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        assert!(
+            std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
+            "the end-to-end tests need the emulators: run them with infra/test.sh"
+        );
+        let secret = format!("test-secret-{}", uuid::Uuid::new_v4().simple());
+        let table = format!("test-{}", uuid::Uuid::now_v7().simple());
+        let mut config = Config::from_lookup(|name| match name {
+            "TABLE_NAME" => Some(table.clone()),
+            "JWT_SECRET" => Some(secret.clone()),
+            "ADMIN_USERNAMES" => Some(ADMIN.to_owned()),
+            _ => None,
+        })
+        .expect("test config is valid");
+        adjust(&mut config);
+        let template = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let stack = local_stack::start(local_stack::StackOptions {
+            template,
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            config,
+            clock: Clock::system(),
+            seed_demo: false,
+        })
+        .await
+        .expect("the local stack starts");
+        Self {
+            stack,
+            secret,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends a request. `body` is JSON unless it is a `Value::String`, which is sent as the raw
+    /// body (for malformed-JSON tests).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.stack.url()));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request = match body {
+            Some(Value::String(raw)) => {
+                request.header("content-type", "application/json").body(raw)
+            }
+            Some(json) => request.json(&json),
+            None => request,
+        };
+        let response = request.send().await.expect("the gateway answers");
+        let status = response.status();
+        let bytes = response.bytes().await.expect("a body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("non-JSON body: {}", String::from_utf8_lossy(&bytes)))
+        };
+        assert!(
+            status.as_u16() < 500,
+            "the API answered {status} to {path}: {body}"
+        );
+        Reply { status, body }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    /// Signs up `username` with [`PASSWORD`] and returns the new user's id.
+    pub async fn signup(&self, username: &str) -> String {
+        let body = self
+            .post(
+                "/users",
+                None,
+                json!({"username": username, "password": PASSWORD, "name": "Test User"}),
+            )
+            .await
+            .expect(201);
+        body["user_id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn login(&self, username: &str) -> String {
+        let body = self
+            .post(
+                "/auth/login",
+                None,
+                json!({"username": username, "password": PASSWORD}),
+            )
+            .await
+            .expect(200);
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Signs up and logs in; returns the access token.
+    pub async fn user(&self, username: &str) -> String {
+        self.signup(username).await;
+        self.login(username).await
+    }
+
+    pub async fn admin(&self) -> String {
+        self.user(ADMIN).await
+    }
+
+    /// Creates a concert on sale now with `schedules` dates and the default 50 seats.
+    pub async fn concert_on_sale(&self, admin_token: &str, schedules: usize) -> Value {
+        self.post(
+            "/admin/concerts",
+            Some(admin_token),
+            concert_body(schedules),
+        )
+        .await
+        .expect(201)
+    }
+}
+
+/// A valid `POST /admin/concerts` body: on sale from an hour ago for 30 days, 50 seats a date.
+pub fn concert_body(schedules: usize) -> Value {
+    let now = chrono::Utc::now();
+    let at = |hours: i64| (now + chrono::Duration::hours(hours)).to_rfc3339();
+    json!({
+        "title": "Winter Live",
+        "artist": "The Band",
+        "venue": "Olympic Hall",
+        "category": "ROCK",
+        "description": "A night to remember.",
+        "image_url": "https://example.com/poster.jpg",
+        "booking_opens_at": at(-1),
+        "booking_closes_at": at(24 * 30),
+        "price": 55000,
+        "schedules": (0..schedules).map(|i| json!({"starts_at": at(24 * 31 + i as i64 * 24)})).collect::<Vec<_>>(),
+    })
+}
