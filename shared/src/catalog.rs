@@ -191,7 +191,8 @@ pub struct Concert {
     pub image_url: Option<String>,
     pub booking_opens_at: DateTime<Utc>,
     pub booking_closes_at: DateTime<Utc>,
-    #[serde(default)]
+    /// Shown through `status` only; stored only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cancelled: bool,
     pub created_at: DateTime<Utc>,
 }
