@@ -36,6 +36,11 @@ pub fn query(request: &Request, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The `X-Queue-Token` header.
+pub fn queue_token(request: &Request) -> Option<&str> {
+    header(request, "x-queue-token")
+}
+
 /// The caller named by `Authorization: Bearer …`.
 pub fn principal(services: &Services, request: &Request) -> Result<Principal, DomainError> {
     services.authenticate(header(request, "authorization"))

@@ -37,6 +37,39 @@ macro_rules! handler {
     }};
 }
 
+pub type JobResult = Result<(), DomainError>;
+pub type JobFuture<'a> = Pin<Box<dyn Future<Output = JobResult> + Send + 'a>>;
+/// A scheduled job, as a function pointer (see [`routes::JOBS`]).
+pub type Job = for<'a> fn(&'a Services) -> JobFuture<'a>;
+
+/// Turns an `async fn(&Services) -> JobResult` into a [`Job`].
+#[macro_export]
+macro_rules! job {
+    ($job:path) => {{
+        fn call(services: &$crate::Services) -> $crate::JobFuture<'_> {
+            Box::pin($job(services))
+        }
+        call as $crate::Job
+    }};
+}
+
+/// The `main` of a scheduled Lambda: the EventBridge event carries nothing we need; the job
+/// runs and its failure is the invocation's failure (so Lambda's error metrics and alarms see
+/// it).
+pub async fn run_job(job: Job) -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let services: &'static Services = Box::leak(Box::new(Services::from_env().await?));
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |_event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            job(services).await.map_err(|err| {
+                tracing::error!(error = %err, "scheduled job failed");
+                lambda_runtime::Error::from(err.to_string())
+            })
+        },
+    ))
+    .await
+}
+
 /// Runs an endpoint and maps a domain error to the contract's error response.
 pub async fn respond(services: &Services, handler: Handler, request: Request) -> Response<Body> {
     match handler(services, request).await {

@@ -1,7 +1,7 @@
 //! Every endpoint by the name of its Lambda binary, for the local gateway, which reads the
-//! routes themselves (method and path → binary) from template.yaml.
+//! routes themselves (method and path → binary) from template.yaml, and every scheduled job.
 
-use crate::{endpoints, handler, Handler};
+use crate::{endpoints, handler, job, Handler, Job};
 
 /// `(binary name, endpoint)` for every HTTP function.
 pub const ENDPOINTS: &[(&str, Handler)] = &[
@@ -15,7 +15,24 @@ pub const ENDPOINTS: &[(&str, Handler)] = &[
     ),
     ("list-concerts", handler!(endpoints::catalog::list_concerts)),
     ("get-concert", handler!(endpoints::catalog::get_concert)),
+    (
+        "list-schedules",
+        handler!(endpoints::catalog::list_schedules),
+    ),
+    ("enter-queue", handler!(endpoints::queue::enter)),
+    ("get-queue-token", handler!(endpoints::queue::current)),
+    ("leave-queue", handler!(endpoints::queue::leave)),
 ];
+
+/// `(binary name, one step)` for every scheduled function. The binaries themselves may do more
+/// per run (the admitter loops for a minute); the local scheduler runs one step at a time.
+pub const JOBS: &[(&str, Job)] = &[("admitter", job!(endpoints::jobs::admit_step))];
+
+pub fn job(binary: &str) -> Option<Job> {
+    JOBS.iter()
+        .find(|(name, _)| *name == binary)
+        .map(|(_, job)| *job)
+}
 
 pub fn endpoint(binary: &str) -> Option<Handler> {
     ENDPOINTS

@@ -12,14 +12,22 @@
 //!   is the one the handler will see;
 //! - the route's path parameters reach the handler through `RequestExt::path_parameters_ref`;
 //! - a body, where there is one, is JSON sent as `application/json` with a true content-length,
-//!   and an `authorization` header, where there is one, is `Bearer <token>`.
+//!   and an `authorization` header, where there is one, is `Bearer <token>`;
+//! - bodies and ids get past the endpoint's input validation (the domain's own parsing and
+//!   checks, which need no AWS), so a replay reaches the database rather than a 400 or 404.
 //!
 //! The handlers themselves are not called: every one needs `Services`, which needs AWS.
+//! Scheduled functions' sample events (EventBridge "Scheduled Event") are in
+//! `events/scheduled/`; their handlers ignore the event's content.
 
 use lambda_http::request::{from_str, RequestContext};
 use lambda_http::{Request, RequestExt};
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
+use shared::catalog::NewConcert;
+use shared::operations::EnterQueue;
+use shared::users::{Login, Signup};
+use shared::validate::parse_json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -107,7 +115,10 @@ fn template_routes() -> BTreeMap<String, Vec<Route>> {
             });
         }
     }
-    assert!(!routes.is_empty(), "template.yaml declares no HttpApi routes");
+    assert!(
+        !routes.is_empty(),
+        "template.yaml declares no HttpApi routes"
+    );
     routes
 }
 
@@ -227,7 +238,10 @@ fn every_event_matches_its_functions_route_in_the_template() {
         );
 
         let expected = route.match_path(raw_path).unwrap_or_else(|| {
-            panic!("events/{name}.json: rawPath {raw_path:?} does not fit {}", route.path)
+            panic!(
+                "events/{name}.json: rawPath {raw_path:?} does not fit {}",
+                route.path
+            )
         });
         let actual: BTreeMap<String, String> = request
             .path_parameters_ref()
@@ -289,6 +303,41 @@ fn every_event_carries_a_well_formed_body_and_token() {
                 !token.trim().is_empty(),
                 "events/{name}.json: authorization should be 'Bearer <token>'"
             );
+        }
+    }
+}
+
+#[test]
+fn every_event_gets_past_its_endpoints_input_validation() {
+    for (name, json, request) in parsed_events() {
+        // Read as `functions::http::body` reads it, then checked as the operation checks it.
+        let body = request.body().as_ref();
+        let checked = match name.as_str() {
+            "create-user" => parse_json::<Signup>(body).and_then(|signup| signup.validate()),
+            "login" => parse_json::<Login>(body).map(drop),
+            "enter-queue" => parse_json::<EnterQueue>(body).map(drop),
+            "create-concert" => {
+                parse_json::<NewConcert>(body).and_then(|concert| concert.validate().map(drop))
+            }
+            _ => {
+                assert!(
+                    json.get("body").is_none(),
+                    "events/{name}.json has a body: say here which type {name} reads it into"
+                );
+                Ok(())
+            }
+        };
+        if let Err(err) = checked {
+            panic!("events/{name}.json: the endpoint would reject the body: {err:?}");
+        }
+        // An id that is not a UUID names nothing: the endpoint would answer 404 at once.
+        for (parameter, value) in request.path_parameters().iter() {
+            if parameter.ends_with("_id") {
+                assert!(
+                    shared::ids::parse_id(value).is_some(),
+                    "events/{name}.json: {parameter} {value:?} is not a UUID"
+                );
+            }
         }
     }
 }

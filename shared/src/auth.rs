@@ -56,7 +56,8 @@ pub struct TokenKeys {
     decoding: Arc<DecodingKey>,
 }
 
-const ISSUER: &str = "ticketing";
+/// The `iss` of every token this service signs.
+pub const ISSUER: &str = "ticketing";
 
 impl TokenKeys {
     pub fn from_secret(secret: &[u8]) -> Self {
@@ -71,27 +72,37 @@ impl TokenKeys {
             .map_err(DomainError::internal)
     }
 
-    /// Verifies signature, algorithm, issuer and audience; returns the claims with `exp` still to
-    /// be compared with the clock by the caller (see [`Expiring`]).
+    /// Verifies signature, algorithm, issuer and audience, and that the token has not expired
+    /// by the injected clock.
     pub fn verify<C: DeserializeOwned + Expiring>(
         &self,
         token: &str,
         audience: &str,
         clock: &Clock,
     ) -> Result<C, TokenError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[audience]);
-        validation.set_issuer(&[ISSUER]);
-        validation.set_required_spec_claims(&["exp", "aud", "iss"]);
-        // Expiry is judged against the injected clock below, so tests can move time.
-        validation.validate_exp = false;
-        let claims = jsonwebtoken::decode::<C>(token, &self.decoding, &validation)
-            .map_err(|_| TokenError::Invalid)?
-            .claims;
+        let claims: C = self.decode(token, audience)?;
         if claims.expires_at() <= clock.now().timestamp() {
             return Err(TokenError::Expired);
         }
         Ok(claims)
+    }
+
+    /// Verifies signature, algorithm, issuer and audience but leaves `exp` to the caller, for
+    /// a token whose holder may still ask what became of it after it expired.
+    pub fn decode<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<C, TokenError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[audience]);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "aud", "iss"]);
+        // Expiry is judged against the injected clock, so tests can move time.
+        validation.validate_exp = false;
+        jsonwebtoken::decode::<C>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|_| TokenError::Invalid)
     }
 }
 

@@ -179,6 +179,26 @@ pub struct Seat {
     pub price: i64,
 }
 
+/// A seat's state as stored. A HELD seat whose hold has expired is available to every read
+/// and every write, whatever this says (see [`SeatStatus`] users in the store).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SeatStatus {
+    Available,
+    Held,
+    Booked,
+}
+
+impl SeatStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Available => "AVAILABLE",
+            Self::Held => "HELD",
+            Self::Booked => "BOOKED",
+        }
+    }
+}
+
 /// A concert as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Concert {

@@ -22,7 +22,14 @@ pub struct Config {
     pub hold_ttl_seconds: i64,
     pub queue_active_ttl_seconds: i64,
     pub queue_max_active: u32,
+    /// How long a queue token may wait to be admitted before it lapses.
+    pub queue_wait_ttl_seconds: i64,
+    /// The admitter's step: in AWS one scheduled run admits every this many seconds for a
+    /// minute; locally the scheduler runs one step this often.
+    pub admit_interval_seconds: i64,
     pub admin_usernames: BTreeSet<String>,
+    /// `QUEUE_URL`: the SQS FIFO queue that carries queue entrants to the admitter.
+    pub queue_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -76,8 +83,13 @@ impl Config {
             access_token_ttl_seconds: number("ACCESS_TOKEN_TTL_SECONDS", 3600, 60, 86_400)?,
             hold_ttl_seconds: number("HOLD_TTL_SECONDS", 300, 1, 3600)?,
             queue_active_ttl_seconds: number("QUEUE_ACTIVE_TTL_SECONDS", 600, 1, 86_400)?,
-            queue_max_active: number("QUEUE_MAX_ACTIVE", 100, 1, 100_000)? as u32,
+            // The active tokens of a concert are listed on one item (see docs/ARCHITECTURE.md),
+            // which bounds how many can be active at once.
+            queue_max_active: number("QUEUE_MAX_ACTIVE", 100, 1, 2_000)? as u32,
+            queue_wait_ttl_seconds: number("QUEUE_WAIT_TTL_SECONDS", 21_600, 60, 604_800)?,
+            admit_interval_seconds: number("ADMIT_INTERVAL_SECONDS", 10, 1, 60)?,
             admin_usernames,
+            queue_url: get("QUEUE_URL"),
         })
     }
 

@@ -5,6 +5,7 @@
 
 use crate::auth::TokenKeys;
 use crate::config::{check_secret_length, Config, SecretSource};
+use crate::entry_queue::EntryQueue;
 use crate::store::Store;
 use crate::Clock;
 
@@ -15,6 +16,7 @@ pub struct Services {
     pub clock: Clock,
     pub store: Store,
     pub tokens: TokenKeys,
+    pub entry_queue: EntryQueue,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +61,13 @@ impl Services {
             }
         };
         let store = Store::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name);
+        let queue_url = config
+            .queue_url
+            .clone()
+            .ok_or(crate::config::ConfigError::Missing("QUEUE_URL"))?;
+        let entry_queue = EntryQueue::new(aws_sdk_sqs::Client::new(aws), queue_url);
         Ok(Self {
+            entry_queue,
             tokens: TokenKeys::from_secret(secret.as_bytes()),
             config,
             clock,

@@ -61,8 +61,13 @@ impl TestApi {
         Self::start_with(|_| {}).await
     }
 
-    /// Starts a stack whose config the test may adjust first.
+    /// Starts a stack whose config the test may adjust first. The scheduler is off: tests step
+    /// admission themselves with [`TestApi::admit`].
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with_options(adjust, false).await
+    }
+
+    pub async fn start_with_options(adjust: impl FnOnce(&mut Config), run_scheduler: bool) -> Self {
         assert!(
             std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
             "the end-to-end tests need the emulators: run them with infra/test.sh"
@@ -84,6 +89,7 @@ impl TestApi {
             config,
             clock: Clock::system(),
             seed_demo: false,
+            run_scheduler,
         })
         .await
         .expect("the local stack starts");
@@ -91,6 +97,17 @@ impl TestApi {
             stack,
             secret,
             http: reqwest::Client::new(),
+        }
+    }
+
+    /// A request to build further (headers, body) and send.
+    pub fn request(&self, method: Method, path: &str) -> Call<'_> {
+        Call {
+            api: self,
+            method,
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: None,
         }
     }
 
@@ -103,13 +120,23 @@ impl TestApi {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
+        let mut call = self.request(method, path);
+        if let Some(token) = token {
+            call = call.token(token);
+        }
+        call.body = body;
+        call.send().await
+    }
+
+    async fn send(&self, call: Call<'_>) -> Reply {
+        let path = call.path;
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.stack.url()));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
+            .request(call.method, format!("{}{path}", self.stack.url()));
+        for (name, value) in call.headers {
+            request = request.header(name, value);
         }
-        request = match body {
+        request = match call.body {
             Some(Value::String(raw)) => {
                 request.header("content-type", "application/json").body(raw)
             }
@@ -175,6 +202,56 @@ impl TestApi {
         self.user(ADMIN).await
     }
 
+    /// One admission step, as the scheduler would run it.
+    pub async fn admit(&self) -> shared::operations::AdmitReport {
+        self.stack
+            .services
+            .admit_step()
+            .await
+            .expect("the admission step runs")
+    }
+
+    /// Enters `concert_id`'s queue; returns the reply body (queue_token, position, ...).
+    pub async fn enter(&self, access_token: &str, concert_id: &str) -> Value {
+        let reply = self
+            .request(Method::POST, "/queue/tokens")
+            .token(access_token)
+            .json(json!({ "concert_id": concert_id }))
+            .send()
+            .await;
+        assert!(
+            reply.status == 201 || reply.status == 200,
+            "cannot enter the queue: {}",
+            reply.body
+        );
+        reply.body
+    }
+
+    /// Where a queue token stands (`GET /queue/tokens/current`).
+    pub async fn queue_status(&self, access_token: &str, queue_token: &str) -> Value {
+        self.request(Method::GET, "/queue/tokens/current")
+            .token(access_token)
+            .queue(queue_token)
+            .send()
+            .await
+            .expect(200)
+    }
+
+    /// A user admitted to `concert_id`: signs up, enters, is admitted. Returns (access token,
+    /// queue token). Needs a free active slot.
+    pub async fn admitted_user(&self, username: &str, concert_id: &str) -> (String, String) {
+        let token = self.user(username).await;
+        let place = self.enter(&token, concert_id).await;
+        let queue_token = place["queue_token"].as_str().unwrap().to_owned();
+        self.admit().await;
+        let status = self.queue_status(&token, &queue_token).await;
+        assert_eq!(
+            status["status"], "ACTIVE",
+            "{username} was not admitted: {status}"
+        );
+        (token, queue_token)
+    }
+
     /// Creates a concert on sale now with `schedules` dates and the default 50 seats.
     pub async fn concert_on_sale(&self, admin_token: &str, schedules: usize) -> Value {
         self.post(
@@ -184,6 +261,39 @@ impl TestApi {
         )
         .await
         .expect(201)
+    }
+}
+
+/// A request being built; see [`TestApi::request`].
+pub struct Call<'a> {
+    api: &'a TestApi,
+    method: Method,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<Value>,
+}
+
+impl Call<'_> {
+    pub fn token(self, access_token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {access_token}"))
+    }
+
+    pub fn queue(self, queue_token: &str) -> Self {
+        self.header("x-queue-token", queue_token)
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn json(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    pub async fn send(self) -> Reply {
+        self.api.send(self).await
     }
 }
 

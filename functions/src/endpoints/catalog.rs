@@ -45,3 +45,26 @@ pub async fn get_concert(services: &Services, request: Request) -> HandlerResult
         .await?;
     http::json(200, &concert.view(services.clock.now()))
 }
+
+pub async fn list_schedules(services: &Services, request: Request) -> HandlerResult {
+    let principal = http::principal(services, &request)?;
+    let schedules = services
+        .bookable_schedules(
+            &principal,
+            http::queue_token(&request),
+            &http::path(&request, "concert_id")?,
+        )
+        .await?;
+    let items: Vec<Value> = schedules
+        .iter()
+        .map(|item| {
+            json!({
+                "schedule_id": item.schedule.schedule_id,
+                "starts_at": item.schedule.starts_at,
+                "total_seats": item.schedule.total_seats,
+                "available_seats": item.available_seats,
+            })
+        })
+        .collect();
+    http::json(200, &json!({ "items": items }))
+}

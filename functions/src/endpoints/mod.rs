@@ -2,4 +2,6 @@
 
 pub mod catalog;
 pub mod health;
+pub mod jobs;
+pub mod queue;
 pub mod users;

@@ -8,6 +8,7 @@
 
 pub mod gateway;
 pub mod resources;
+pub mod scheduler;
 pub mod seed;
 pub mod template;
 
@@ -26,6 +27,9 @@ pub struct StackOptions {
     pub config: Config,
     pub clock: Clock,
     pub seed_demo: bool,
+    /// Run the scheduled jobs every `config.admit_interval_seconds`. Tests that want to step
+    /// admission themselves turn this off.
+    pub run_scheduler: bool,
 }
 
 /// A running stack; dropping it (or [`RunningStack::stop`]) stops the gateway.
@@ -33,7 +37,7 @@ pub struct RunningStack {
     pub addr: SocketAddr,
     pub services: Arc<Services>,
     shutdown: watch::Sender<bool>,
-    server: Option<JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl RunningStack {
@@ -43,8 +47,8 @@ impl RunningStack {
 
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        if let Some(server) = self.server.take() {
-            let _ = server.await;
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
         }
     }
 }
@@ -57,33 +61,69 @@ impl Drop for RunningStack {
 
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The logical id of the queue that carries entrants to the admitter.
+pub const ENTRY_QUEUE: &str = "EntryQueue";
+
 pub async fn start(options: StackOptions) -> Result<RunningStack, StartError> {
     let template = template::Template::load(&options.template)?;
     let router = gateway::Router::new(&template.routes()?)?;
+    let jobs = template
+        .scheduled_binaries()
+        .into_iter()
+        .map(|binary| match functions::routes::job(&binary) {
+            Some(job) => Ok((binary, job)),
+            None => Err(format!(
+                "template.yaml schedules {binary}, which has no job in functions::routes"
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let aws = aws_config::load_from_env().await;
+    let mut config = options.config;
     resources::create_table(
         &aws_sdk_dynamodb::Client::new(&aws),
         &template,
-        &options.config.table_name,
+        &config.table_name,
     )
     .await?;
-    let services = Arc::new(Services::build(options.config, &aws, options.clock).await?);
+    let queues = resources::create_queues(
+        &aws_sdk_sqs::Client::new(&aws),
+        &template,
+        &config.table_name,
+    )
+    .await?;
+    config.queue_url = Some(
+        queues
+            .get(ENTRY_QUEUE)
+            .ok_or("template.yaml has no EntryQueue")?
+            .url
+            .clone(),
+    );
+    let interval = std::time::Duration::from_secs(config.admit_interval_seconds as u64);
+    let services = Arc::new(Services::build(config, &aws, options.clock).await?);
     if options.seed_demo {
         seed::demo(&services).await?;
     }
     let listener = TcpListener::bind(options.bind).await?;
     let addr = listener.local_addr()?;
     let (shutdown, stopped) = watch::channel(false);
-    let server = tokio::spawn(gateway::serve(
+    let mut tasks = vec![tokio::spawn(gateway::serve(
         listener,
         Arc::new(router),
         services.clone(),
-        stopped,
-    ));
+        stopped.clone(),
+    ))];
+    if options.run_scheduler {
+        tasks.push(tokio::spawn(scheduler::run(
+            jobs,
+            services.clone(),
+            interval,
+            stopped,
+        )));
+    }
     Ok(RunningStack {
         addr,
         services,
         shutdown,
-        server: Some(server),
+        tasks,
     })
 }

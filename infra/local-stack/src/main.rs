@@ -22,8 +22,10 @@ async fn main() -> Result<(), local_stack::StartError> {
         .unwrap_or(3000);
     // Locally the table is named by TABLE_NAME (default "ticketing"); in AWS CloudFormation
     // names it and the template passes the name in.
+    // ADMIT_INTERVAL_SECONDS is 1 locally (API.md), 10 in the template's default.
     let config = Config::from_lookup(|name| match name {
         "TABLE_NAME" => Some(env(name).unwrap_or_else(|| "ticketing".into())),
+        "ADMIT_INTERVAL_SECONDS" => Some(env(name).unwrap_or_else(|| "1".into())),
         _ => env(name),
     })?;
     let template = PathBuf::from(env("TEMPLATE_PATH").unwrap_or_else(|| "template.yaml".into()));
@@ -33,6 +35,7 @@ async fn main() -> Result<(), local_stack::StartError> {
         config,
         clock: Clock::system(),
         seed_demo: env("SEED_DEMO").as_deref().unwrap_or("1") == "1",
+        run_scheduler: true,
     })
     .await?;
     println!("Ticketing API listening on {}", stack.url());

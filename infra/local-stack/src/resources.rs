@@ -140,3 +140,125 @@ pub async fn create_table(
     }
     Ok(())
 }
+
+/// A queue created from the template: its URL and ARN.
+#[derive(Clone, Debug)]
+pub struct CreatedQueue {
+    pub url: String,
+    pub arn: String,
+}
+
+/// Creates every `AWS::SQS::Queue` of the template, named `{prefix}-{LogicalId}` (plus `.fifo`
+/// for FIFO queues), with the template's attributes. Dead-letter queues come first so that a
+/// `RedrivePolicy`'s `!GetAtt X.Arn` can be filled in. Creating an existing queue with the same
+/// attributes returns it.
+pub async fn create_queues(
+    client: &aws_sdk_sqs::Client,
+    template: &Template,
+    prefix: &str,
+) -> Result<std::collections::HashMap<String, CreatedQueue>, ResourceError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let mut pending: Vec<(&str, &Value)> = template.resources_of_type("AWS::SQS::Queue").collect();
+    let mut created: std::collections::HashMap<String, CreatedQueue> =
+        std::collections::HashMap::new();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut waiting = Vec::new();
+        for (logical_id, properties) in pending {
+            let dead_letter = properties
+                .get("RedrivePolicy")
+                .and_then(|policy| policy.get("deadLetterTargetArn"))
+                .and_then(get_att_arn);
+            if let Some(target) = &dead_letter {
+                if !created.contains_key(target) {
+                    waiting.push((logical_id, properties));
+                    continue;
+                }
+            }
+            let fifo = properties.get("FifoQueue").and_then(Value::as_bool) == Some(true);
+            let name = format!("{prefix}-{logical_id}{}", if fifo { ".fifo" } else { "" });
+            let mut request = client.create_queue().queue_name(&name);
+            let scalar = |value: &Value| match value {
+                Value::Bool(flag) => Some(flag.to_string()),
+                Value::Number(number) => Some(number.to_string()),
+                Value::String(text) => Some(text.clone()),
+                _ => None,
+            };
+            for (attribute, key) in [
+                (QueueAttributeName::FifoQueue, "FifoQueue"),
+                (
+                    QueueAttributeName::ContentBasedDeduplication,
+                    "ContentBasedDeduplication",
+                ),
+                (
+                    QueueAttributeName::MessageRetentionPeriod,
+                    "MessageRetentionPeriod",
+                ),
+                (QueueAttributeName::VisibilityTimeout, "VisibilityTimeout"),
+            ] {
+                if let Some(value) = properties.get(key).and_then(scalar) {
+                    request = request.attributes(attribute, value);
+                }
+            }
+            if let Some(target) = dead_letter {
+                let max_receive = properties
+                    .get("RedrivePolicy")
+                    .and_then(|policy| policy.get("maxReceiveCount"))
+                    .and_then(scalar)
+                    .unwrap_or_else(|| "10".into());
+                let policy = serde_json::json!({
+                    "deadLetterTargetArn": created[&target].arn,
+                    "maxReceiveCount": max_receive,
+                });
+                request = request.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
+            }
+            let failed = |err: String| ResourceError::Create {
+                resource: format!("queue {name}"),
+                message: err,
+            };
+            let url = request
+                .send()
+                .await
+                .map_err(|err| failed(aws_sdk_sqs::error::DisplayErrorContext(&err).to_string()))?
+                .queue_url
+                .ok_or_else(|| failed("no queue URL returned".into()))?;
+            let arn = client
+                .get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(QueueAttributeName::QueueArn)
+                .send()
+                .await
+                .map_err(|err| failed(aws_sdk_sqs::error::DisplayErrorContext(&err).to_string()))?
+                .attributes
+                .and_then(|mut attributes| attributes.remove(&QueueAttributeName::QueueArn))
+                .ok_or_else(|| failed("no queue ARN returned".into()))?;
+            created.insert(logical_id.to_owned(), CreatedQueue { url, arn });
+        }
+        if waiting.len() == before {
+            return Err(TemplateError::Shape(
+                "a queue's RedrivePolicy names a queue that is not in the template".into(),
+            )
+            .into());
+        }
+        pending = waiting;
+    }
+    Ok(created)
+}
+
+/// `!GetAtt Name.Arn` → `Name`.
+fn get_att_arn(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "!GetAtt" || tagged.tag == "GetAtt" => tagged
+            .value
+            .as_str()
+            .and_then(|target| target.strip_suffix(".Arn"))
+            .map(str::to_owned),
+        Value::Mapping(mapping) => mapping
+            .get("Fn::GetAtt")
+            .and_then(Value::as_sequence)
+            .and_then(|parts| parts.first())
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        _ => None,
+    }
+}

@@ -106,6 +106,30 @@ impl Template {
     }
 }
 
+impl Template {
+    /// The binaries of every function with a `Schedule` event.
+    pub fn scheduled_binaries(&self) -> Vec<String> {
+        self.resources
+            .values()
+            .filter(|resource| {
+                resource.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::Function")
+            })
+            .filter(|resource| {
+                resource
+                    .get("Properties")
+                    .and_then(|p| p.get("Events"))
+                    .and_then(Value::as_mapping)
+                    .is_some_and(|events| {
+                        events
+                            .values()
+                            .any(|e| e.get("Type").and_then(Value::as_str) == Some("Schedule"))
+                    })
+            })
+            .filter_map(|resource| binary_of(resource).map(str::to_owned))
+            .collect()
+    }
+}
+
 fn binary_of(resource: &Value) -> Option<&str> {
     resource
         .get("Metadata")?
@@ -156,6 +180,15 @@ Resources:
                 path: "/concerts/{concert_id}".into(),
                 binary: "get-concert".into(),
             }]
+        );
+    }
+
+    #[test]
+    fn when_function_has_a_schedule_event_should_list_its_binary() {
+        let template = Template::parse(TEMPLATE).unwrap();
+        assert_eq!(
+            template.scheduled_binaries(),
+            vec!["get-concert".to_owned()]
         );
     }
 

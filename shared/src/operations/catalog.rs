@@ -1,6 +1,7 @@
 //! Creating and reading concerts.
 
-use crate::catalog::{Concert, NewConcert, Schedule};
+use crate::auth::Principal;
+use crate::catalog::{Concert, ConcertStatus, NewConcert, Schedule};
 use crate::error::{DomainError, Result};
 use crate::ids::{new_id, parse_id};
 use crate::runtime::Services;
@@ -75,5 +76,60 @@ impl Services {
                 })?,
         };
         self.store.list_concerts(limit, cursor).await
+    }
+}
+
+/// A date of a concert with the seats that can be held now.
+pub struct ScheduleAvailability {
+    pub schedule: Schedule,
+    pub available_seats: u32,
+}
+
+impl Services {
+    /// `GET /concerts/{concert_id}/schedules`: the dates still ahead, with seats left, for a
+    /// caller admitted from that concert's queue.
+    pub async fn bookable_schedules(
+        &self,
+        principal: &Principal,
+        queue_token: Option<&str>,
+        raw_concert_id: &str,
+    ) -> Result<Vec<ScheduleAvailability>> {
+        let claims = self.admission_claims(principal, queue_token)?;
+        let concert_id = parse_id(raw_concert_id).ok_or(DomainError::NotFound("concert"))?;
+        if claims.cid != concert_id {
+            return Err(DomainError::InvalidQueueToken(
+                "the queue token is for another concert",
+            ));
+        }
+        // The token's state and the catalog are independent reads: make them together.
+        let (queue_state, catalog) = tokio::try_join!(
+            self.store.queue_state(concert_id, principal.user_id),
+            self.store.concert_with_schedules(concert_id),
+        )?;
+        let (token, counter) = queue_state;
+        self.check_admitted(claims, token, &counter)?;
+        let (concert, schedules) = catalog.ok_or(DomainError::NotFound("concert"))?;
+        let now = self.clock.now();
+        if concert.status(now) != ConcertStatus::BookingOpen {
+            return Err(DomainError::BookingClosed("the concert is not on sale"));
+        }
+        let upcoming: Vec<Schedule> = schedules
+            .into_iter()
+            .filter(|schedule| schedule.starts_at > now)
+            .collect();
+        let counts = futures::future::try_join_all(
+            upcoming
+                .iter()
+                .map(|schedule| self.store.available_seats(schedule.schedule_id, now)),
+        )
+        .await?;
+        Ok(upcoming
+            .into_iter()
+            .zip(counts)
+            .map(|(schedule, available_seats)| ScheduleAvailability {
+                schedule,
+                available_seats,
+            })
+            .collect())
     }
 }

@@ -4,6 +4,8 @@
 //! [`Services`]: crate::runtime::Services
 
 mod catalog;
+mod queue;
 
-pub use catalog::{CreatedConcert, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+pub use catalog::{CreatedConcert, ScheduleAvailability, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+pub use queue::{AdmitReport, Admitted, EnterQueue, Place, QueueView};
 mod users;

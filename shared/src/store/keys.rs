@@ -49,6 +49,18 @@ pub fn seat_sk(seat_no: u32) -> String {
 }
 pub const SEAT_SK_PREFIX: &str = "SEAT#";
 
+/// A concert's waiting-queue counter: numbering, admission progress, the active list.
+pub fn queue(concert_id: Uuid) -> String {
+    format!("QUEUE#{concert_id}")
+}
+pub const QUEUE_COUNTER_SK: &str = "COUNTER";
+
+/// One item per user per concert: the user's one place in that concert's line.
+pub fn queue_token(concert_id: Uuid, user_id: Uuid) -> String {
+    format!("QTOKEN#{concert_id}#{user_id}")
+}
+pub const QUEUE_TOKEN_SK: &str = "TOKEN";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 
 mod catalog;
 pub mod keys;
+mod queue;
 mod users;
 
 use crate::error::DomainError;
@@ -16,6 +17,7 @@ use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 
 pub use catalog::ConcertPage;
+pub use queue::{Activation, Admission, AdmitConflict};
 
 pub type Item = HashMap<String, AttributeValue>;
 

@@ -1,0 +1,7 @@
+//! `POST /queue/tokens`
+use functions::{endpoints, handler};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    functions::run(handler!(endpoints::queue::enter)).await
+}

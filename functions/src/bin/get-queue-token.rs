@@ -1,0 +1,7 @@
+//! `GET /queue/tokens/current`
+use functions::{endpoints, handler};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    functions::run(handler!(endpoints::queue::current)).await
+}

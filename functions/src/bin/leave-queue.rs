@@ -1,0 +1,7 @@
+//! `DELETE /queue/tokens/current`
+use functions::{endpoints, handler};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    functions::run(handler!(endpoints::queue::leave)).await
+}

@@ -1,0 +1,144 @@
+//! The SQS FIFO queue that carries queue entrants to the admitter, in order.
+//!
+//! One message group per concert keeps each concert's entrants in order and lets concerts move
+//! independently; the token id is the deduplication id, so a retried send is not a second place.
+//! The admitter deletes a message once its entrant is admitted or passed over, and hands the
+//! rest back for a later step.
+
+use crate::error::{DomainError, Result};
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+use aws_sdk_sqs::Client;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The message body: who entered which concert's queue, with which token and number.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entrant {
+    pub concert_id: Uuid,
+    pub user_id: Uuid,
+    pub token_id: Uuid,
+    pub number: u64,
+}
+
+/// A received message: its entrant (or `None` if the body is not one) and its receipt.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub entrant: Option<Entrant>,
+    pub receipt: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct EntryQueue {
+    client: Client,
+    url: String,
+}
+
+/// What a receive may hold back for processing before it is handed back automatically.
+const VISIBILITY_TIMEOUT_SECONDS: i32 = 30;
+
+fn sqs_error<E>(operation: &'static str, err: aws_sdk_sqs::error::SdkError<E>) -> DomainError
+where
+    E: std::error::Error + 'static,
+{
+    tracing::error!(operation, error = %DisplayErrorContext(&err), "SQS request failed");
+    DomainError::internal(format!("{operation} failed"))
+}
+
+impl EntryQueue {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        Self {
+            client,
+            url: url.into(),
+        }
+    }
+
+    pub async fn send(&self, entrant: &Entrant) -> Result<()> {
+        let body = serde_json::to_string(entrant).map_err(DomainError::internal)?;
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_group_id(entrant.concert_id.to_string())
+            .message_deduplication_id(entrant.token_id.to_string())
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|err| sqs_error("send_message", err))?;
+        Ok(())
+    }
+
+    /// Up to 10 messages, without waiting: a long poll would hold the admitter's step (and,
+    /// against the single-threaded local emulator, every other request).
+    pub async fn receive(&self) -> Result<Vec<Received>> {
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .visibility_timeout(VISIBILITY_TIMEOUT_SECONDS)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .map_err(|err| sqs_error("receive_message", err))?;
+        Ok(output
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|message| {
+                let receipt = message.receipt_handle?;
+                let entrant = message
+                    .body
+                    .as_deref()
+                    .and_then(|body| serde_json::from_str(body).ok());
+                Some(Received { entrant, receipt })
+            })
+            .collect())
+    }
+
+    /// Deletes handled messages, ten to a request.
+    pub async fn delete(&self, receipts: &[String]) -> Result<()> {
+        for chunk in receipts.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(index, receipt)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(index.to_string())
+                        .receipt_handle(receipt)
+                        .build()
+                        .map_err(DomainError::internal)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let output = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|err| sqs_error("delete_message_batch", err))?;
+            if !output.failed.is_empty() {
+                // Not fatal: the message comes back and its entrant is passed over as handled.
+                tracing::warn!(
+                    failed = output.failed.len(),
+                    "some queue messages were not deleted"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands a message back to be received again after `delay_seconds`. Its group stays blocked
+    /// until then, which is what a full concert wants.
+    pub async fn hand_back(&self, receipt: &str, delay_seconds: i32) -> Result<()> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .visibility_timeout(delay_seconds)
+            .send()
+            .await
+            .map_err(|err| sqs_error("change_message_visibility", err))?;
+        Ok(())
+    }
+}

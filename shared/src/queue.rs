@@ -1,0 +1,241 @@
+//! The waiting queue's rules: what a queue token is, what state it is in at a given time, where
+//! its holder stands in line, and how long the wait should be.
+//!
+//! A queue token is two things. The JWT the client holds names the user, the concert, the token
+//! id and the place in line (signed, so it cannot be forged or moved to another user or concert).
+//! Its live state (WAITING, ACTIVE, EXPIRED and the times) is a DynamoDB item, because it changes:
+//! the admitter activates it, paying or leaving ends it. Every decision below compares stored
+//! times with the clock, so a token whose time has passed is expired everywhere at once, with no
+//! sweeper involved.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub const QUEUE_AUDIENCE: &str = "queue";
+
+/// The claims of a queue token JWT.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueClaims {
+    pub sub: Uuid,
+    /// The concert this place in line is for.
+    pub cid: Uuid,
+    /// The token id; a later token of the same user for the same concert has another.
+    pub tid: Uuid,
+    /// The place in line: 1 for the first entrant of the concert.
+    pub num: u64,
+    pub iat: i64,
+    pub exp: i64,
+    pub iss: String,
+    pub aud: String,
+}
+
+impl crate::auth::Expiring for QueueClaims {
+    fn expires_at(&self) -> i64 {
+        self.exp
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StoredStatus {
+    Waiting,
+    Active,
+    /// Ended early: the holder left or paid.
+    Expired,
+}
+
+/// The status a client sees: the stored one, corrected by the clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TokenStatus {
+    Waiting,
+    Active,
+    Expired,
+}
+
+/// A queue token's live state, as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueToken {
+    pub token_id: Uuid,
+    pub user_id: Uuid,
+    pub concert_id: Uuid,
+    pub number: u64,
+    pub status: StoredStatus,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub issued_at: DateTime<Utc>,
+    /// Until when the token may wait to be admitted.
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub expires_at: DateTime<Utc>,
+    /// Set when admitted: until when the holder may book.
+    #[serde(default, with = "chrono::serde::ts_milliseconds_option")]
+    pub active_until: Option<DateTime<Utc>>,
+}
+
+impl QueueToken {
+    pub fn status(&self, now: DateTime<Utc>) -> TokenStatus {
+        match self.status {
+            StoredStatus::Expired => TokenStatus::Expired,
+            StoredStatus::Active => match self.active_until {
+                Some(until) if now < until => TokenStatus::Active,
+                _ => TokenStatus::Expired,
+            },
+            StoredStatus::Waiting if now < self.expires_at => TokenStatus::Waiting,
+            StoredStatus::Waiting => TokenStatus::Expired,
+        }
+    }
+
+    /// Still holds a place: waiting in time, or active in time.
+    pub fn is_alive(&self, now: DateTime<Utc>) -> bool {
+        self.status(now) != TokenStatus::Expired
+    }
+
+    /// The time after which nothing about this token matters any more.
+    pub fn ends_at(&self) -> DateTime<Utc> {
+        self.active_until.unwrap_or(self.expires_at)
+    }
+}
+
+/// The people ahead of place `number` when everyone up to `admitted_up_to` has been admitted
+/// (or passed over): 0 means next in line.
+pub fn position(number: u64, admitted_up_to: u64) -> u64 {
+    number.saturating_sub(admitted_up_to).saturating_sub(1)
+}
+
+/// How admission has gone so far for one concert, kept on the concert's queue counter.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AdmissionHistory {
+    pub admitted_total: u64,
+    pub first_admitted_at: Option<DateTime<Utc>>,
+}
+
+/// Seconds until `position` more people have been admitted, at the rate observed since the
+/// concert's first admission. Before there is a rate to observe, assume every active slot turns
+/// over once per active period, which is the slowest the queue can move while people are
+/// waiting.
+pub fn estimated_wait_seconds(
+    position: u64,
+    history: &AdmissionHistory,
+    now: DateTime<Utc>,
+    max_active: u32,
+    active_ttl_seconds: i64,
+) -> u64 {
+    let people = position + 1;
+    let observed = history.first_admitted_at.and_then(|first| {
+        let elapsed = (now - first).num_milliseconds() as f64 / 1000.0;
+        // Under a few seconds of history the rate is noise (the first step admits a burst).
+        (elapsed >= 5.0 && history.admitted_total > 0)
+            .then(|| history.admitted_total as f64 / elapsed)
+    });
+    let per_second =
+        observed.unwrap_or_else(|| f64::from(max_active.max(1)) / active_ttl_seconds.max(1) as f64);
+    (people as f64 / per_second).ceil() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
+    }
+
+    fn token(status: StoredStatus, active_until: Option<DateTime<Utc>>) -> QueueToken {
+        QueueToken {
+            token_id: Uuid::now_v7(),
+            user_id: Uuid::now_v7(),
+            concert_id: Uuid::now_v7(),
+            number: 7,
+            status,
+            issued_at: t0(),
+            expires_at: t0() + Duration::hours(6),
+            active_until,
+        }
+    }
+
+    #[test]
+    fn when_waiting_token_outlives_its_deadline_should_be_expired() {
+        let waiting = token(StoredStatus::Waiting, None);
+        assert_eq!(waiting.status(t0()), TokenStatus::Waiting);
+        assert_eq!(
+            waiting.status(t0() + Duration::hours(6)),
+            TokenStatus::Expired
+        );
+    }
+
+    #[test]
+    fn when_active_period_ends_should_be_expired_without_any_sweeper() {
+        let active = token(StoredStatus::Active, Some(t0() + Duration::seconds(600)));
+        assert_eq!(active.status(t0()), TokenStatus::Active);
+        assert_eq!(
+            active.status(t0() + Duration::seconds(599)),
+            TokenStatus::Active
+        );
+        assert_eq!(
+            active.status(t0() + Duration::seconds(600)),
+            TokenStatus::Expired
+        );
+        assert!(!active.is_alive(t0() + Duration::seconds(600)));
+    }
+
+    #[test]
+    fn when_ended_early_should_be_expired_whatever_the_times() {
+        let ended = token(StoredStatus::Expired, Some(t0() + Duration::hours(1)));
+        assert_eq!(ended.status(t0()), TokenStatus::Expired);
+    }
+
+    #[test]
+    fn position_should_count_the_people_ahead() {
+        assert_eq!(position(1, 0), 0);
+        assert_eq!(position(5, 0), 4);
+        assert_eq!(position(5, 3), 1);
+        assert_eq!(position(5, 9), 0);
+    }
+
+    #[test]
+    fn wait_estimate_should_use_the_observed_rate_once_there_is_one() {
+        let history = AdmissionHistory {
+            admitted_total: 100,
+            first_admitted_at: Some(t0()),
+        };
+        // 100 admitted in 50 s: 2 a second, so 10 people take 5 s.
+        let now = t0() + Duration::seconds(50);
+        assert_eq!(estimated_wait_seconds(9, &history, now, 100, 600), 5);
+    }
+
+    #[test]
+    fn wait_estimate_before_any_admission_should_assume_slots_turn_over_once_per_period() {
+        let none = AdmissionHistory::default();
+        // 10 slots every 600 s: the 20th person in line waits 1200 s.
+        assert_eq!(estimated_wait_seconds(19, &none, t0(), 10, 600), 1200);
+    }
+}
+
+/// A concert's queue counter: the numbering, how far admission has come, and who is active.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueueCounter {
+    pub last_number: u64,
+    /// Every number up to this one has been admitted or passed over.
+    pub admitted_up_to: u64,
+    /// The admitted users and until when each may book. Entries whose time has passed are dead
+    /// weight: they are dropped at the admitter's next write and never counted.
+    pub active: std::collections::HashMap<Uuid, DateTime<Utc>>,
+    /// Bumped by every write, so the admitter's read-modify-write is a conditional write.
+    pub version: u64,
+    pub history: AdmissionHistory,
+}
+
+impl QueueCounter {
+    /// The active entries still in their time.
+    pub fn live_active(
+        &self,
+        now: DateTime<Utc>,
+    ) -> std::collections::HashMap<Uuid, DateTime<Utc>> {
+        self.active
+            .iter()
+            .filter(|(_, until)| now < **until)
+            .map(|(user, until)| (*user, *until))
+            .collect()
+    }
+}

@@ -1,0 +1,394 @@
+//! Queue tokens and each concert's queue counter.
+
+use super::{from_item, keys, s, sdk_error, to_item, Item, Store};
+use crate::error::{DomainError, Result};
+use crate::queue::{AdmissionHistory, QueueCounter, QueueToken};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValue, TransactWriteItem, Update,
+};
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+#[derive(Serialize, Deserialize)]
+struct TokenItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    token: QueueToken,
+    ttl: i64,
+}
+
+/// The counter as stored: times as epoch milliseconds, so conditions can compare them.
+#[derive(Default, Deserialize)]
+struct CounterItem {
+    #[serde(default)]
+    last_number: u64,
+    #[serde(default)]
+    admitted_up_to: u64,
+    #[serde(default)]
+    active: HashMap<Uuid, i64>,
+    #[serde(default)]
+    version: u64,
+    #[serde(default)]
+    admitted_total: u64,
+    #[serde(default)]
+    first_admitted_at: Option<i64>,
+}
+
+fn millis(at: DateTime<Utc>) -> AttributeValue {
+    AttributeValue::N(at.timestamp_millis().to_string())
+}
+
+fn from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+impl From<CounterItem> for QueueCounter {
+    fn from(item: CounterItem) -> Self {
+        Self {
+            last_number: item.last_number,
+            admitted_up_to: item.admitted_up_to,
+            active: item
+                .active
+                .into_iter()
+                .map(|(user, ms)| (user, from_millis(ms)))
+                .collect(),
+            version: item.version,
+            history: AdmissionHistory {
+                admitted_total: item.admitted_total,
+                first_admitted_at: item.first_admitted_at.map(from_millis),
+            },
+        }
+    }
+}
+
+/// One admission by the admitter: the token to activate and until when.
+pub struct Activation {
+    pub user_id: Uuid,
+    pub token_id: Uuid,
+}
+
+/// One admitter write for one concert.
+pub struct Admission<'a> {
+    pub concert_id: Uuid,
+    /// The counter as read; the write is conditional on its version.
+    pub read: &'a QueueCounter,
+    /// The new active list: the live entries of `read` plus `activations`.
+    pub active: &'a HashMap<Uuid, DateTime<Utc>>,
+    pub admitted_up_to: u64,
+    pub activations: &'a [Activation],
+    pub active_until: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
+/// Why an admission transaction did not go through.
+#[derive(Debug, PartialEq)]
+pub enum AdmitConflict {
+    /// Someone else wrote the counter since it was read (a token left or paid, or another
+    /// admitter ran): read it again.
+    CounterChanged,
+    /// These activations (by index) are no longer waiting: they left, lapsed or were replaced.
+    NotWaiting(Vec<usize>),
+}
+
+fn token_key(concert_id: Uuid, user_id: Uuid) -> Item {
+    HashMap::from([
+        (
+            keys::PK.to_owned(),
+            s(keys::queue_token(concert_id, user_id)),
+        ),
+        (keys::SK.to_owned(), s(keys::QUEUE_TOKEN_SK)),
+    ])
+}
+
+fn counter_key(concert_id: Uuid) -> Item {
+    HashMap::from([
+        (keys::PK.to_owned(), s(keys::queue(concert_id))),
+        (keys::SK.to_owned(), s(keys::QUEUE_COUNTER_SK)),
+    ])
+}
+
+/// Index of each reason that is a failed condition.
+fn failed_conditions(err: &TransactWriteItemsError) -> Option<Vec<usize>> {
+    match err {
+        TransactWriteItemsError::TransactionCanceledException(cancelled) => Some(
+            cancelled
+                .cancellation_reasons()
+                .iter()
+                .enumerate()
+                .filter(|(_, reason)| reason.code() == Some("ConditionalCheckFailed"))
+                .map(|(index, _)| index)
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+impl Store {
+    /// The user's token for a concert and the concert's counter, in one consistent read.
+    pub async fn queue_state(
+        &self,
+        concert_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<(Option<QueueToken>, QueueCounter)> {
+        let output = self
+            .client
+            .batch_get_item()
+            .request_items(
+                &self.table,
+                KeysAndAttributes::builder()
+                    .keys(token_key(concert_id, user_id))
+                    .keys(counter_key(concert_id))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(DomainError::internal)?,
+            )
+            .send()
+            .await
+            .map_err(|err| sdk_error("queue_state", err))?;
+        if output
+            .unprocessed_keys
+            .as_ref()
+            .is_some_and(|keys| !keys.is_empty())
+        {
+            // Two small items never exceed the limits; this is throttling. Let the client retry.
+            return Err(DomainError::internal("queue_state: unprocessed keys"));
+        }
+        let mut token = None;
+        let mut counter = QueueCounter::default();
+        for item in output
+            .responses
+            .and_then(|mut responses| responses.remove(&self.table))
+            .unwrap_or_default()
+        {
+            match item
+                .get(keys::SK)
+                .and_then(|sk| sk.as_s().ok())
+                .map(String::as_str)
+            {
+                Some(keys::QUEUE_TOKEN_SK) => {
+                    token = Some(from_item::<TokenItem>(item)?.token);
+                }
+                _ => counter = from_item::<CounterItem>(item)?.into(),
+            }
+        }
+        Ok((token, counter))
+    }
+
+    /// Takes the next number of a concert's line (an atomic counter) and returns it with the
+    /// counter as it now stands.
+    pub async fn next_queue_number(&self, concert_id: Uuid) -> Result<QueueCounter> {
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(counter_key(concert_id)))
+            // `active` must exist for the `REMOVE active.#user` of leaving and paying.
+            .update_expression("SET active = if_not_exists(active, :empty) ADD last_number :one")
+            .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|err| sdk_error("next_queue_number", err))?;
+        let item = output
+            .attributes
+            .ok_or_else(|| DomainError::internal("next_queue_number: no attributes returned"))?;
+        Ok(from_item::<CounterItem>(item)?.into())
+    }
+
+    /// Writes a new token unless the user still holds a live place for this concert. Returns
+    /// false, writing nothing, when they do.
+    pub async fn put_queue_token(&self, token: &QueueToken, now: DateTime<Utc>) -> Result<bool> {
+        let item = to_item(&TokenItem {
+            pk: keys::queue_token(token.concert_id, token.user_id),
+            sk: keys::QUEUE_TOKEN_SK.to_owned(),
+            token: token.clone(),
+            // Kept a day past its end for support questions, then DynamoDB may delete it.
+            ttl: token.ends_at().timestamp() + 86_400,
+        })?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(pk) OR #status = :expired \
+                 OR (#status = :waiting AND expires_at <= :now) \
+                 OR (#status = :active AND active_until <= :now)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":expired", s("EXPIRED"))
+            .expression_attribute_values(":waiting", s("WAITING"))
+            .expression_attribute_values(":active", s("ACTIVE"))
+            .expression_attribute_values(":now", millis(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(sdk_error("put_queue_token", err)),
+        }
+    }
+
+    /// Ends a token (the holder left): the token becomes EXPIRED and its slot in the concert's
+    /// active list is freed, in one transaction. False if `token_id` is no longer the user's
+    /// token for the concert.
+    pub async fn end_queue_token(
+        &self,
+        concert_id: Uuid,
+        user_id: Uuid,
+        token_id: Uuid,
+    ) -> Result<bool> {
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(self.end_token_update(concert_id, user_id, token_id)?)
+            .transact_items(self.free_active_slot(concert_id, user_id)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error().and_then(failed_conditions) {
+                Some(failed) if failed == [0] => Ok(false),
+                _ => Err(sdk_error("end_queue_token", err)),
+            },
+        }
+    }
+
+    /// The transaction item that marks a token EXPIRED, on condition it is still `token_id`.
+    pub(crate) fn end_token_update(
+        &self,
+        concert_id: Uuid,
+        user_id: Uuid,
+        token_id: Uuid,
+    ) -> Result<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(token_key(concert_id, user_id)))
+            .update_expression("SET #status = :expired")
+            .condition_expression("token_id = :token")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":expired", s("EXPIRED"))
+            .expression_attribute_values(":token", s(token_id.to_string()))
+            .build()
+            .map_err(DomainError::internal)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The transaction item that frees a user's active slot on the concert's counter.
+    pub(crate) fn free_active_slot(
+        &self,
+        concert_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(counter_key(concert_id)))
+            .update_expression("REMOVE active.#user ADD version :one")
+            .condition_expression("attribute_exists(active)")
+            .expression_attribute_names("#user", user_id.to_string())
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .build()
+            .map_err(DomainError::internal)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The admitter's write: the counter (its new active list, how far admission has come, the
+    /// history) on condition nobody wrote it since `counter.version` was read, and every
+    /// activation on condition the token is still the same one and still waiting. All or none.
+    pub async fn admit(&self, admission: Admission<'_>) -> Result<Result<(), AdmitConflict>> {
+        let Admission {
+            concert_id,
+            read: counter,
+            active: new_active,
+            admitted_up_to,
+            activations,
+            active_until,
+            now,
+        } = admission;
+        let active: HashMap<String, AttributeValue> = new_active
+            .iter()
+            .map(|(user, until)| (user.to_string(), millis(*until)))
+            .collect();
+        let first_admitted_at = match (counter.history.first_admitted_at, activations.is_empty()) {
+            (Some(first), _) => Some(first),
+            (None, false) => Some(now),
+            (None, true) => None,
+        };
+        let mut counter_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(counter_key(concert_id)))
+            .expression_attribute_values(":active", AttributeValue::M(active))
+            .expression_attribute_values(":up_to", AttributeValue::N(admitted_up_to.to_string()))
+            .expression_attribute_values(
+                ":total",
+                AttributeValue::N(
+                    (counter.history.admitted_total + activations.len() as u64).to_string(),
+                ),
+            )
+            .expression_attribute_values(":version", AttributeValue::N(counter.version.to_string()))
+            .expression_attribute_values(
+                ":next",
+                AttributeValue::N((counter.version + 1).to_string()),
+            );
+        counter_update = match first_admitted_at {
+            Some(first) => counter_update
+                .update_expression(
+                    "SET active = :active, admitted_up_to = :up_to, admitted_total = :total, \
+                     version = :next, first_admitted_at = :first",
+                )
+                .expression_attribute_values(":first", millis(first)),
+            None => counter_update.update_expression(
+                "SET active = :active, admitted_up_to = :up_to, admitted_total = :total, \
+                 version = :next",
+            ),
+        };
+        let counter_update = counter_update
+            .condition_expression("attribute_not_exists(version) OR version = :version")
+            .build()
+            .map_err(DomainError::internal)?;
+
+        let mut request = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(counter_update).build());
+        for activation in activations {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(token_key(concert_id, activation.user_id)))
+                .update_expression("SET #status = :active, active_until = :until")
+                .condition_expression(
+                    "token_id = :token AND #status = :waiting AND expires_at > :now",
+                )
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":active", s("ACTIVE"))
+                .expression_attribute_values(":waiting", s("WAITING"))
+                .expression_attribute_values(":until", millis(active_until))
+                .expression_attribute_values(":now", millis(now))
+                .expression_attribute_values(":token", s(activation.token_id.to_string()))
+                .build()
+                .map_err(DomainError::internal)?;
+            request = request.transact_items(TransactWriteItem::builder().update(update).build());
+        }
+        match request.send().await {
+            Ok(_) => Ok(Ok(())),
+            Err(err) => match err.as_service_error().and_then(failed_conditions) {
+                Some(failed) if failed.contains(&0) => Ok(Err(AdmitConflict::CounterChanged)),
+                Some(failed) if !failed.is_empty() => Ok(Err(AdmitConflict::NotWaiting(
+                    failed.into_iter().map(|index| index - 1).collect(),
+                ))),
+                _ => Err(sdk_error("admit", err)),
+            },
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! The waiting queue through HTTP: numbering, positions, admission, and enforcement.
+
+use e2e_tests::TestApi;
+use futures::future::join_all;
+use jsonwebtoken::{encode, EncodingKey, Header};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
+
+fn id(value: &Value, key: &str) -> String {
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {value}"))
+        .to_owned()
+}
+
+/// Signs up `count` users named `{prefix}{i}` concurrently and logs them in.
+async fn users(api: &TestApi, prefix: &str, count: usize) -> Vec<String> {
+    join_all((0..count).map(|i| async move { api.user(&format!("{prefix}{i}")).await })).await
+}
+
+async fn schedules(
+    api: &TestApi,
+    token: &str,
+    queue_token: &str,
+    concert_id: &str,
+) -> e2e_tests::Reply {
+    api.request(Method::GET, &format!("/concerts/{concert_id}/schedules"))
+        .token(token)
+        .queue(queue_token)
+        .send()
+        .await
+}
+
+#[tokio::test]
+async fn concurrent_entrants_should_get_a_gap_free_line_and_keep_their_place_on_reentry() {
+    let api = TestApi::start().await;
+    let admin = api.admin().await;
+    let concert = api.concert_on_sale(&admin, 1).await;
+    let concert_id = id(&concert, "concert_id");
+    let tokens = users(&api, "fan", 200).await;
+
+    let places = join_all(tokens.iter().map(|token| api.enter(token, &concert_id))).await;
+    let positions: BTreeSet<u64> = places
+        .iter()
+        .map(|place| place["position"].as_u64().unwrap())
+        .collect();
+    // Nobody has been admitted: 200 entrants stand at positions 0..199, each exactly once.
+    assert_eq!(positions, (0..200).collect());
+    assert!(places.iter().all(|place| place["status"] == "WAITING"));
+
+    // Entering again keeps the same token and the same place.
+    for (token, place) in tokens.iter().zip(&places).take(20) {
+        let again = api
+            .request(Method::POST, "/queue/tokens")
+            .token(token)
+            .json(json!({ "concert_id": concert_id }))
+            .send()
+            .await
+            .expect(200);
+        assert_eq!(again["queue_token"], place["queue_token"]);
+        assert_eq!(again["position"], place["position"]);
+        assert_eq!(again["token_id"], place["token_id"]);
+    }
+    // Polling shows the same place.
+    let polled = api
+        .queue_status(&tokens[7], places[7]["queue_token"].as_str().unwrap())
+        .await;
+    assert_eq!(polled["position"], places[7]["position"]);
+    assert_eq!(polled["status"], "WAITING");
+    assert!(polled["estimated_wait_seconds"].as_u64().unwrap() > 0);
+    assert_eq!(polled["active_until"], Value::Null);
+}
+
+#[tokio::test]
+async fn positions_should_follow_entry_order() {
+    let api = TestApi::start().await;
+    let admin = api.admin().await;
+    let concert_id = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
+    let tokens = users(&api, "fan", 5).await;
+    for (expected, token) in tokens.iter().enumerate() {
+        let place = api.enter(token, &concert_id).await;
+        assert_eq!(place["position"], expected as u64);
+        assert_eq!(place["concert_id"], concert_id.as_str());
+        assert!(place["issued_at"].is_string() && place["expires_at"].is_string());
+    }
+}
+
+/// Enters `count` users in order; returns (access token, queue token) per user.
+async fn line_up(api: &TestApi, concert_id: &str, count: usize) -> Vec<(String, String)> {
+    let tokens = users(api, "fan", count).await;
+    let mut line = Vec::new();
+    for token in tokens {
+        let place = api.enter(&token, concert_id).await;
+        line.push((token, id(&place, "queue_token")));
+    }
+    line
+}
+
+async fn statuses(api: &TestApi, line: &[(String, String)]) -> Vec<String> {
+    join_all(
+        line.iter()
+            .map(|(token, queue)| api.queue_status(token, queue)),
+    )
+    .await
+    .into_iter()
+    .map(|status| status["status"].as_str().unwrap().to_owned())
+    .collect()
+}
+
+#[tokio::test]
+async fn admission_should_fill_free_slots_in_order_and_never_exceed_the_cap() {
+    let api = TestApi::start_with(|config| config.queue_max_active = 10).await;
+    let admin = api.admin().await;
+    let concert_id = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
+    let line = line_up(&api, &concert_id, 25).await;
+
+    let report = api.admit().await;
+    assert_eq!(report.admitted, 10);
+    let expected: Vec<&str> = (0..25)
+        .map(|i| if i < 10 { "ACTIVE" } else { "WAITING" })
+        .collect();
+    assert_eq!(statuses(&api, &line).await, expected);
+    // Those still waiting have moved up: the 11th is next.
+    let eleventh = api.queue_status(&line[10].0, &line[10].1).await;
+    assert_eq!(eleventh["position"], 0);
+    let active = api.queue_status(&line[0].0, &line[0].1).await;
+    assert_eq!(active["position"], 0);
+    assert!(active["active_until"].is_string());
+
+    // A second step admits nobody: all ten slots are taken.
+    assert_eq!(api.admit().await.admitted, 0);
+    assert_eq!(statuses(&api, &line).await, expected);
+
+    // The first ten leave; the next ten in order take their slots.
+    for (token, queue) in &line[..10] {
+        api.request(Method::DELETE, "/queue/tokens/current")
+            .token(token)
+            .queue(queue)
+            .send()
+            .await
+            .expect(204);
+    }
+    assert_eq!(api.admit().await.admitted, 10);
+    let expected: Vec<&str> = (0..25)
+        .map(|i| match i {
+            0..=9 => "EXPIRED",
+            10..=19 => "ACTIVE",
+            _ => "WAITING",
+        })
+        .collect();
+    assert_eq!(statuses(&api, &line).await, expected);
+    let concert = shared::ids::parse_id(&concert_id).unwrap();
+    assert_eq!(api.stack.services.active_count(concert).await.unwrap(), 10);
+}
+
+#[tokio::test]
+async fn expired_active_tokens_should_free_their_slots_for_the_next_in_line() {
+    let api = TestApi::start_with(|config| {
+        config.queue_max_active = 3;
+        config.queue_active_ttl_seconds = 1;
+    })
+    .await;
+    let admin = api.admin().await;
+    let concert_id = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
+    let line = line_up(&api, &concert_id, 5).await;
+    assert_eq!(api.admit().await.admitted, 3);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Expired the moment their time ran out, before any step has run.
+    assert_eq!(
+        statuses(&api, &line).await,
+        ["EXPIRED", "EXPIRED", "EXPIRED", "WAITING", "WAITING"]
+    );
+    let (token, queue) = &line[0];
+    schedules(&api, token, queue, &concert_id)
+        .await
+        .expect_error(401, "QUEUE_TOKEN_EXPIRED");
+    assert_eq!(api.admit().await.admitted, 2);
+    assert_eq!(statuses(&api, &line[3..]).await, ["ACTIVE", "ACTIVE"]);
+}
+
+#[tokio::test]
+async fn people_who_left_should_be_passed_over_and_may_enter_again_at_the_back() {
+    let api = TestApi::start_with(|config| config.queue_max_active = 2).await;
+    let admin = api.admin().await;
+    let concert_id = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
+    let line = line_up(&api, &concert_id, 4).await;
+    // The first two leave while still waiting.
+    for (token, queue) in &line[..2] {
+        api.request(Method::DELETE, "/queue/tokens/current")
+            .token(token)
+            .queue(queue)
+            .send()
+            .await
+            .expect(204);
+    }
+    let report = api.admit().await;
+    assert_eq!((report.admitted, report.passed_over), (2, 2));
+    assert_eq!(
+        statuses(&api, &line).await,
+        ["EXPIRED", "EXPIRED", "ACTIVE", "ACTIVE"]
+    );
+    // Coming back gives a new token at the back of the line.
+    let back = api
+        .request(Method::POST, "/queue/tokens")
+        .token(&line[0].0)
+        .json(json!({ "concert_id": concert_id }))
+        .send()
+        .await
+        .expect(201);
+    assert_ne!(back["queue_token"], line[0].1.as_str());
+    assert_eq!(back["status"], "WAITING");
+    assert_eq!(back["position"], 0);
+}
+
+#[tokio::test]
+async fn booking_endpoints_should_refuse_waiting_and_improper_queue_tokens() {
+    let api = TestApi::start_with(|config| config.queue_max_active = 1).await;
+    let admin = api.admin().await;
+    let concert_id = id(&api.concert_on_sale(&admin, 2).await, "concert_id");
+    let other_concert = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
+    let (alice, alice_queue) = api.admitted_user("alice", &concert_id).await;
+
+    // Admitted: the schedules, with every seat left.
+    let body = schedules(&api, &alice, &alice_queue, &concert_id)
+        .await
+        .expect(200);
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(items
+        .iter()
+        .all(|item| item["available_seats"] == 50 && item["total_seats"] == 50));
+
+    // Waiting: 403 with the position.
+    let bob = api.user("bob").await;
+    let bob_queue = id(&api.enter(&bob, &concert_id).await, "queue_token");
+    api.admit().await;
+    let refused = schedules(&api, &bob, &bob_queue, &concert_id)
+        .await
+        .expect_error(403, "QUEUE_NOT_ADMITTED");
+    assert_eq!(refused["error"]["details"]["position"], 0);
+
+    // Another user's token, another concert's token, no token, a forged token.
+    schedules(&api, &bob, &alice_queue, &concert_id)
+        .await
+        .expect_error(401, "INVALID_QUEUE_TOKEN");
+    schedules(&api, &alice, &alice_queue, &other_concert)
+        .await
+        .expect_error(401, "INVALID_QUEUE_TOKEN");
+    api.get(&format!("/concerts/{concert_id}/schedules"), Some(&alice))
+        .await
+        .expect_error(401, "INVALID_QUEUE_TOKEN");
+    schedules(&api, &alice, "not-a-token", &concert_id)
+        .await
+        .expect_error(401, "INVALID_QUEUE_TOKEN");
+    let claims: Value = decode_claims(&alice_queue);
+    let forged = sign(&claims, "a-completely-different-signing-key!!");
+    schedules(&api, &alice, &forged, &concert_id)
+        .await
+        .expect_error(401, "INVALID_QUEUE_TOKEN");
+    // Genuine but past its expiry.
+    let mut stale = claims.clone();
+    stale["exp"] = json!(chrono::Utc::now().timestamp() - 10);
+    schedules(&api, &alice, &sign(&stale, &api.secret), &concert_id)
+        .await
+        .expect_error(401, "QUEUE_TOKEN_EXPIRED");
+    // An access token is not a queue token, nor the other way round.
+    schedules(&api, &alice, &alice, &concert_id)
+        .await
+        .expect_error(401, "INVALID_QUEUE_TOKEN");
+    api.get("/me", Some(&alice_queue))
+        .await
+        .expect_error(401, "UNAUTHENTICATED");
+
+    // Once Alice leaves, her token is expired everywhere.
+    api.request(Method::DELETE, "/queue/tokens/current")
+        .token(&alice)
+        .queue(&alice_queue)
+        .send()
+        .await
+        .expect(204);
+    schedules(&api, &alice, &alice_queue, &concert_id)
+        .await
+        .expect_error(401, "QUEUE_TOKEN_EXPIRED");
+    let status = api.queue_status(&alice, &alice_queue).await;
+    assert_eq!(status["status"], "EXPIRED");
+    // Bob takes the freed slot at the next step.
+    api.admit().await;
+    schedules(&api, &bob, &bob_queue, &concert_id)
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn entering_should_refuse_bad_input_unknown_and_closed_concerts() {
+    let api = TestApi::start().await;
+    let admin = api.admin().await;
+    let fan = api.user("fan").await;
+    let enter = |body: Value| {
+        api.request(Method::POST, "/queue/tokens")
+            .token(&fan)
+            .json(body)
+            .send()
+    };
+    enter(json!({}))
+        .await
+        .expect_error(400, "VALIDATION_FAILED");
+    enter(json!({"concert_id": 5}))
+        .await
+        .expect_error(400, "VALIDATION_FAILED");
+    enter(json!({"concert_id": "nope"}))
+        .await
+        .expect_error(400, "VALIDATION_FAILED");
+    enter(json!({"concert_id": uuid::Uuid::now_v7()}))
+        .await
+        .expect_error(404, "NOT_FOUND");
+    let mut closed = e2e_tests::concert_body(1);
+    let now = chrono::Utc::now();
+    closed["booking_opens_at"] = json!((now - chrono::Duration::days(2)).to_rfc3339());
+    closed["booking_closes_at"] = json!((now - chrono::Duration::days(1)).to_rfc3339());
+    let closed = api
+        .post("/admin/concerts", Some(&admin), closed)
+        .await
+        .expect(201);
+    enter(json!({"concert_id": closed["concert_id"]}))
+        .await
+        .expect_error(422, "BOOKING_CLOSED");
+    api.post(
+        "/queue/tokens",
+        None,
+        json!({"concert_id": closed["concert_id"]}),
+    )
+    .await
+    .expect_error(401, "UNAUTHENTICATED");
+    api.request(Method::GET, "/queue/tokens/current")
+        .token(&fan)
+        .send()
+        .await
+        .expect_error(401, "INVALID_QUEUE_TOKEN");
+}
+
+#[tokio::test]
+async fn the_local_scheduler_should_admit_without_anyone_stepping_it() {
+    let api = TestApi::start_with_options(|config| config.admit_interval_seconds = 1, true).await;
+    let admin = api.admin().await;
+    let concert_id = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
+    let fan = api.user("fan").await;
+    let queue = id(&api.enter(&fan, &concert_id).await, "queue_token");
+    let mut seen = HashMap::new();
+    for _ in 0..50 {
+        let status = api.queue_status(&fan, &queue).await;
+        *seen
+            .entry(status["status"].as_str().unwrap().to_owned())
+            .or_insert(0) += 1;
+        if status["status"] == "ACTIVE" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("not admitted within 10 s: {seen:?}");
+}
+
+fn decode_claims(token: &str) -> Value {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn sign(claims: &Value, secret: &str) -> String {
+    encode(
+        &Header::default(),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
