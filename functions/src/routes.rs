@@ -22,11 +22,24 @@ pub const ENDPOINTS: &[(&str, Handler)] = &[
     ("enter-queue", handler!(endpoints::queue::enter)),
     ("get-queue-token", handler!(endpoints::queue::current)),
     ("leave-queue", handler!(endpoints::queue::leave)),
+    ("list-seats", handler!(endpoints::reservations::seats)),
+    (
+        "create-reservation",
+        handler!(endpoints::reservations::hold),
+    ),
+    ("get-reservation", handler!(endpoints::reservations::get)),
+    (
+        "release-reservation",
+        handler!(endpoints::reservations::release),
+    ),
 ];
 
 /// `(binary name, one step)` for every scheduled function. The binaries themselves may do more
 /// per run (the admitter loops for a minute); the local scheduler runs one step at a time.
-pub const JOBS: &[(&str, Job)] = &[("admitter", job!(endpoints::jobs::admit_step))];
+pub const JOBS: &[(&str, Job)] = &[
+    ("admitter", job!(endpoints::jobs::admit_step)),
+    ("hold-sweeper", job!(endpoints::jobs::sweep_holds)),
+];
 
 pub fn job(binary: &str) -> Option<Job> {
     JOBS.iter()

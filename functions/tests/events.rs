@@ -26,6 +26,7 @@ use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 use shared::catalog::NewConcert;
 use shared::operations::EnterQueue;
+use shared::reservations::NewHold;
 use shared::users::{Login, Signup};
 use shared::validate::parse_json;
 use std::collections::BTreeMap;
@@ -316,6 +317,9 @@ fn every_event_gets_past_its_endpoints_input_validation() {
             "create-user" => parse_json::<Signup>(body).and_then(|signup| signup.validate()),
             "login" => parse_json::<Login>(body).map(drop),
             "enter-queue" => parse_json::<EnterQueue>(body).map(drop),
+            "create-reservation" => {
+                parse_json::<NewHold>(body).and_then(|hold| hold.validate().map(drop))
+            }
             "create-concert" => {
                 parse_json::<NewConcert>(body).and_then(|concert| concert.validate().map(drop))
             }

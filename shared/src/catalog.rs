@@ -199,6 +199,29 @@ impl SeatStatus {
     }
 }
 
+/// A seat of a schedule with its state as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeatState {
+    pub seat: Seat,
+    pub schedule_id: Uuid,
+    pub concert_id: Uuid,
+    pub status: SeatStatus,
+    pub reservation_id: Option<Uuid>,
+    pub hold_expires_at: Option<DateTime<Utc>>,
+}
+
+impl SeatState {
+    /// The status at `now`: a hold whose time has passed leaves the seat AVAILABLE, whether or
+    /// not the sweeper has run.
+    pub fn status(&self, now: DateTime<Utc>) -> SeatStatus {
+        match (self.status, self.hold_expires_at) {
+            (SeatStatus::Held, Some(until)) if now >= until => SeatStatus::Available,
+            (SeatStatus::Held, None) => SeatStatus::Available,
+            (status, _) => status,
+        }
+    }
+}
+
 /// A concert as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Concert {

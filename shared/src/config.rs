@@ -30,6 +30,8 @@ pub struct Config {
     pub admin_usernames: BTreeSet<String>,
     /// `QUEUE_URL`: the SQS FIFO queue that carries queue entrants to the admitter.
     pub queue_url: Option<String>,
+    /// `EVENT_BUS_NAME`: the EventBridge bus that domain events go to.
+    pub event_bus_name: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -90,6 +92,7 @@ impl Config {
             admit_interval_seconds: number("ADMIT_INTERVAL_SECONDS", 10, 1, 60)?,
             admin_usernames,
             queue_url: get("QUEUE_URL"),
+            event_bus_name: get("EVENT_BUS_NAME"),
         })
     }
 

@@ -6,6 +6,7 @@
 use crate::auth::TokenKeys;
 use crate::config::{check_secret_length, Config, SecretSource};
 use crate::entry_queue::EntryQueue;
+use crate::events::EventPublisher;
 use crate::store::Store;
 use crate::Clock;
 
@@ -17,6 +18,7 @@ pub struct Services {
     pub store: Store,
     pub tokens: TokenKeys,
     pub entry_queue: EntryQueue,
+    pub events: EventPublisher,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +68,13 @@ impl Services {
             .clone()
             .ok_or(crate::config::ConfigError::Missing("QUEUE_URL"))?;
         let entry_queue = EntryQueue::new(aws_sdk_sqs::Client::new(aws), queue_url);
+        let bus = config
+            .event_bus_name
+            .clone()
+            .ok_or(crate::config::ConfigError::Missing("EVENT_BUS_NAME"))?;
+        let events = EventPublisher::new(aws_sdk_eventbridge::Client::new(aws), bus);
         Ok(Self {
+            events,
             entry_queue,
             tokens: TokenKeys::from_secret(secret.as_bytes()),
             config,

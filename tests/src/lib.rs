@@ -252,6 +252,82 @@ impl TestApi {
         (token, queue_token)
     }
 
+    /// `POST /reservations` for `seat_nos` of a schedule.
+    pub async fn hold(
+        &self,
+        access_token: &str,
+        queue_token: &str,
+        schedule_id: &str,
+        seat_nos: &[u32],
+    ) -> Reply {
+        self.request(Method::POST, "/reservations")
+            .token(access_token)
+            .queue(queue_token)
+            .json(json!({ "schedule_id": schedule_id, "seat_nos": seat_nos }))
+            .send()
+            .await
+    }
+
+    /// Seat number → status, from `GET /schedules/{id}/seats`.
+    pub async fn seat_statuses(
+        &self,
+        access_token: &str,
+        queue_token: &str,
+        schedule_id: &str,
+    ) -> std::collections::BTreeMap<u64, String> {
+        let body = self
+            .request(Method::GET, &format!("/schedules/{schedule_id}/seats"))
+            .token(access_token)
+            .queue(queue_token)
+            .send()
+            .await
+            .expect(200);
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|seat| {
+                (
+                    seat["seat_no"].as_u64().unwrap(),
+                    seat["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Signs up `count` users named `{prefix}{i}`, concurrently; returns their access tokens.
+    pub async fn users(&self, prefix: &str, count: usize) -> Vec<String> {
+        futures::future::join_all(
+            (0..count).map(|i| async move { self.user(&format!("{prefix}{i}")).await }),
+        )
+        .await
+    }
+
+    /// `count` users admitted to a concert: (access token, queue token) each. The stack's
+    /// `queue_max_active` must leave room for them.
+    pub async fn admitted_users(
+        &self,
+        prefix: &str,
+        count: usize,
+        concert_id: &str,
+    ) -> Vec<(String, String)> {
+        let tokens = self.users(prefix, count).await;
+        let places =
+            futures::future::join_all(tokens.iter().map(|token| self.enter(token, concert_id)))
+                .await;
+        let mut admitted = 0;
+        while admitted < count {
+            let step = self.admit().await.admitted;
+            assert!(step > 0, "admission stalled at {admitted} of {count}");
+            admitted += step;
+        }
+        tokens
+            .into_iter()
+            .zip(places)
+            .map(|(token, place)| (token, place["queue_token"].as_str().unwrap().to_owned()))
+            .collect()
+    }
+
     /// Creates a concert on sale now with `schedules` dates and the default 50 seats.
     pub async fn concert_on_sale(&self, admin_token: &str, schedules: usize) -> Value {
         self.post(

@@ -14,11 +14,6 @@ fn id(value: &Value, key: &str) -> String {
         .to_owned()
 }
 
-/// Signs up `count` users named `{prefix}{i}` concurrently and logs them in.
-async fn users(api: &TestApi, prefix: &str, count: usize) -> Vec<String> {
-    join_all((0..count).map(|i| async move { api.user(&format!("{prefix}{i}")).await })).await
-}
-
 async fn schedules(
     api: &TestApi,
     token: &str,
@@ -38,7 +33,7 @@ async fn concurrent_entrants_should_get_a_gap_free_line_and_keep_their_place_on_
     let admin = api.admin().await;
     let concert = api.concert_on_sale(&admin, 1).await;
     let concert_id = id(&concert, "concert_id");
-    let tokens = users(&api, "fan", 200).await;
+    let tokens = api.users("fan", 200).await;
 
     let places = join_all(tokens.iter().map(|token| api.enter(token, &concert_id))).await;
     let positions: BTreeSet<u64> = places
@@ -77,7 +72,7 @@ async fn positions_should_follow_entry_order() {
     let api = TestApi::start().await;
     let admin = api.admin().await;
     let concert_id = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
-    let tokens = users(&api, "fan", 5).await;
+    let tokens = api.users("fan", 5).await;
     for (expected, token) in tokens.iter().enumerate() {
         let place = api.enter(token, &concert_id).await;
         assert_eq!(place["position"], expected as u64);
@@ -88,7 +83,7 @@ async fn positions_should_follow_entry_order() {
 
 /// Enters `count` users in order; returns (access token, queue token) per user.
 async fn line_up(api: &TestApi, concert_id: &str, count: usize) -> Vec<(String, String)> {
-    let tokens = users(api, "fan", count).await;
+    let tokens = api.users("fan", count).await;
     let mut line = Vec::new();
     for token in tokens {
         let place = api.enter(&token, concert_id).await;

@@ -26,3 +26,9 @@ pub async fn admit_for_a_minute(services: &Services) -> JobResult {
         tokio::time::sleep(interval.saturating_sub(step_started.elapsed())).await;
     }
 }
+
+/// The hold sweeper's run: tidies expired holds in storage (correctness never waits for it).
+pub async fn sweep_holds(services: &Services) -> JobResult {
+    services.sweep_expired_holds().await?;
+    Ok(())
+}

@@ -4,4 +4,5 @@ pub mod catalog;
 pub mod health;
 pub mod jobs;
 pub mod queue;
+pub mod reservations;
 pub mod users;

@@ -63,6 +63,8 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The logical id of the queue that carries entrants to the admitter.
 pub const ENTRY_QUEUE: &str = "EntryQueue";
+/// The logical id of the domain-event bus.
+pub const EVENT_BUS: &str = "EventBus";
 
 pub async fn start(options: StackOptions) -> Result<RunningStack, StartError> {
     let template = template::Template::load(&options.template)?;
@@ -96,6 +98,18 @@ pub async fn start(options: StackOptions) -> Result<RunningStack, StartError> {
             .get(ENTRY_QUEUE)
             .ok_or("template.yaml has no EntryQueue")?
             .url
+            .clone(),
+    );
+    let buses = resources::create_event_buses(
+        &aws_sdk_eventbridge::Client::new(&aws),
+        &template,
+        &config.table_name,
+    )
+    .await?;
+    config.event_bus_name = Some(
+        buses
+            .get(EVENT_BUS)
+            .ok_or("template.yaml has no EventBus")?
             .clone(),
     );
     let interval = std::time::Duration::from_secs(config.admit_interval_seconds as u64);

@@ -262,3 +262,29 @@ fn get_att_arn(value: &Value) -> Option<String> {
         _ => None,
     }
 }
+
+/// Creates every `AWS::Events::EventBus` of the template, named `{prefix}-{LogicalId}`, and
+/// returns logical id → bus name. An existing bus is reused.
+pub async fn create_event_buses(
+    client: &aws_sdk_eventbridge::Client,
+    template: &Template,
+    prefix: &str,
+) -> Result<std::collections::HashMap<String, String>, ResourceError> {
+    let mut created = std::collections::HashMap::new();
+    for (logical_id, _) in template.resources_of_type("AWS::Events::EventBus") {
+        let name = format!("{prefix}-{logical_id}");
+        if let Err(err) = client.create_event_bus().name(&name).send().await {
+            let exists = err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_already_exists_exception());
+            if !exists {
+                return Err(ResourceError::Create {
+                    resource: format!("event bus {name}"),
+                    message: aws_sdk_eventbridge::error::DisplayErrorContext(&err).to_string(),
+                });
+            }
+        }
+        created.insert(logical_id.to_owned(), name);
+    }
+    Ok(created)
+}

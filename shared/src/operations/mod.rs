@@ -5,6 +5,7 @@
 
 mod catalog;
 mod queue;
+mod reservations;
 
 pub use catalog::{CreatedConcert, ScheduleAvailability, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use queue::{AdmitReport, Admitted, EnterQueue, Place, QueueView};

@@ -354,6 +354,7 @@ impl Services {
             }
         }
         if report.admitted > 0 || report.passed_over > 0 {
+            crate::metrics::count("Admissions", report.admitted as u64);
             tracing::info!(
                 admitted = report.admitted,
                 passed_over = report.passed_over,

@@ -13,33 +13,39 @@ use std::time::Duration;
 use uuid::Uuid;
 
 #[derive(Serialize, Deserialize)]
-struct ConcertItem {
+pub(crate) struct ConcertItem {
     pk: String,
     sk: String,
     gsi1pk: String,
     gsi1sk: String,
     #[serde(flatten)]
-    concert: Concert,
+    pub concert: Concert,
 }
 
 #[derive(Serialize, Deserialize)]
-struct ScheduleItem {
+pub(crate) struct ScheduleItem {
     pk: String,
     sk: String,
     #[serde(flatten)]
-    schedule: Schedule,
+    pub schedule: Schedule,
 }
 
-/// A seat of one schedule. `status` is `AVAILABLE` when written; holds and bookings change it.
+/// A seat of one schedule. `status` is `AVAILABLE` when written; holds and bookings change it,
+/// and while it is HELD or BOOKED `reservation_id` says by whom. A HELD seat is free again the
+/// moment `hold_expires_at` (epoch ms) has passed.
 #[derive(Serialize, Deserialize)]
-struct SeatItem {
-    pk: String,
-    sk: String,
-    schedule_id: Uuid,
-    concert_id: Uuid,
-    status: SeatStatus,
+pub(crate) struct SeatItem {
+    pub pk: String,
+    pub sk: String,
+    pub schedule_id: Uuid,
+    pub concert_id: Uuid,
+    pub status: SeatStatus,
+    #[serde(default)]
+    pub reservation_id: Option<Uuid>,
+    #[serde(default)]
+    pub hold_expires_at: Option<i64>,
     #[serde(flatten)]
-    seat: Seat,
+    pub seat: Seat,
 }
 
 /// One page of the concert list and the opaque cursor of the next, if any.
@@ -83,6 +89,8 @@ impl Store {
                     schedule_id: schedule.schedule_id,
                     concert_id: concert.concert_id,
                     status: SeatStatus::Available,
+                    reservation_id: None,
+                    hold_expires_at: None,
                     seat: seat.clone(),
                 })?);
             }

@@ -61,6 +61,17 @@ pub fn queue_token(concert_id: Uuid, user_id: Uuid) -> String {
 }
 pub const QUEUE_TOKEN_SK: &str = "TOKEN";
 
+/// A reservation, under its owner's partition.
+pub fn reservation_sk(reservation_id: Uuid) -> String {
+    format!("RES#{reservation_id}")
+}
+pub const RESERVATION_SK_PREFIX: &str = "RES#";
+
+/// The GSI partition of one shard of the live-hold expiry index.
+pub fn holds(shard: u128) -> String {
+    format!("HOLDS#{shard}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

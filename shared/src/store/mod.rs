@@ -6,6 +6,7 @@
 //! must be atomic is one conditional write or one `TransactWriteItems`.
 
 mod catalog;
+mod holds;
 pub mod keys;
 mod queue;
 mod users;
@@ -17,6 +18,7 @@ use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 
 pub use catalog::ConcertPage;
+pub use holds::{HoldConflict, HoldContext, HOLD_SHARDS};
 pub use queue::{Activation, Admission, AdmitConflict};
 
 pub type Item = HashMap<String, AttributeValue>;

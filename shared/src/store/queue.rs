@@ -13,17 +13,17 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 #[derive(Serialize, Deserialize)]
-struct TokenItem {
+pub(crate) struct TokenItem {
     pk: String,
     sk: String,
     #[serde(flatten)]
-    token: QueueToken,
+    pub token: QueueToken,
     ttl: i64,
 }
 
 /// The counter as stored: times as epoch milliseconds, so conditions can compare them.
 #[derive(Default, Deserialize)]
-struct CounterItem {
+pub(crate) struct CounterItem {
     #[serde(default)]
     last_number: u64,
     #[serde(default)]
@@ -94,7 +94,7 @@ pub enum AdmitConflict {
     NotWaiting(Vec<usize>),
 }
 
-fn token_key(concert_id: Uuid, user_id: Uuid) -> Item {
+pub(crate) fn token_key(concert_id: Uuid, user_id: Uuid) -> Item {
     HashMap::from([
         (
             keys::PK.to_owned(),
@@ -104,7 +104,7 @@ fn token_key(concert_id: Uuid, user_id: Uuid) -> Item {
     ])
 }
 
-fn counter_key(concert_id: Uuid) -> Item {
+pub(crate) fn counter_key(concert_id: Uuid) -> Item {
     HashMap::from([
         (keys::PK.to_owned(), s(keys::queue(concert_id))),
         (keys::SK.to_owned(), s(keys::QUEUE_COUNTER_SK)),

@@ -1,0 +1,7 @@
+//! `DELETE /reservations/{reservation_id}`
+use functions::{endpoints, handler};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    functions::run(handler!(endpoints::reservations::release)).await
+}

@@ -1,0 +1,85 @@
+//! `GET /schedules/{schedule_id}/seats`, `POST /reservations`, `GET /reservations/{id}`,
+//! `DELETE /reservations/{id}`.
+
+use crate::{http, HandlerResult};
+use chrono::{DateTime, Utc};
+use lambda_http::Request;
+use serde_json::{json, Value};
+use shared::reservations::Reservation;
+use shared::runtime::Services;
+
+pub async fn seats(services: &Services, request: Request) -> HandlerResult {
+    let principal = http::principal(services, &request)?;
+    let (schedule_id, seats) = services
+        .seat_map(
+            &principal,
+            http::queue_token(&request),
+            &http::path(&request, "schedule_id")?,
+        )
+        .await?;
+    let now = services.clock.now();
+    let items: Vec<Value> = seats
+        .iter()
+        .map(|state| {
+            json!({
+                "seat_no": state.seat.seat_no,
+                "section": state.seat.section,
+                "row": state.seat.row,
+                "grade": state.seat.grade,
+                "price": state.seat.price,
+                "status": state.status(now),
+            })
+        })
+        .collect();
+    http::json(200, &json!({ "schedule_id": schedule_id, "items": items }))
+}
+
+pub async fn hold(services: &Services, request: Request) -> HandlerResult {
+    let principal = http::principal(services, &request)?;
+    let reservation = services
+        .hold(
+            &principal,
+            http::queue_token(&request),
+            http::body(&request)?,
+        )
+        .await?;
+    http::json(201, &view(&reservation, services.clock.now()))
+}
+
+pub async fn get(services: &Services, request: Request) -> HandlerResult {
+    let principal = http::principal(services, &request)?;
+    let reservation = services
+        .my_reservation(&principal, &http::path(&request, "reservation_id")?)
+        .await?;
+    http::json(200, &view(&reservation, services.clock.now()))
+}
+
+pub async fn release(services: &Services, request: Request) -> HandlerResult {
+    let principal = http::principal(services, &request)?;
+    services
+        .release(&principal, &http::path(&request, "reservation_id")?)
+        .await?;
+    http::no_content()
+}
+
+/// A reservation as the API shows it, with its status as of `now`.
+pub fn view(reservation: &Reservation, now: DateTime<Utc>) -> Value {
+    json!({
+        "reservation_id": reservation.reservation_id,
+        "status": reservation.status(now),
+        "schedule_id": reservation.schedule_id,
+        "concert_id": reservation.concert_id,
+        "concert_title": reservation.concert_title,
+        "starts_at": reservation.starts_at,
+        "seats": reservation.seats.iter().map(|seat| json!({
+            "seat_no": seat.seat_no,
+            "price": seat.price,
+            "section": seat.section,
+            "row": seat.row,
+            "grade": seat.grade,
+        })).collect::<Vec<_>>(),
+        "amount": reservation.amount,
+        "expires_at": reservation.expires_at,
+        "created_at": reservation.created_at,
+    })
+}

@@ -1,0 +1,210 @@
+//! Seat maps, holds, and the owner's view and release of a reservation; the hold sweeper.
+
+use crate::auth::Principal;
+use crate::catalog::{ConcertStatus, SeatState, SeatStatus};
+use crate::error::{DomainError, Result};
+use crate::events::DomainEvent;
+use crate::ids::{new_id, parse_id};
+use crate::metrics;
+use crate::reservations::{NewHold, Reservation, ReservationStatus, ReservedSeat};
+use crate::runtime::Services;
+use crate::store::{HoldConflict, HOLD_SHARDS};
+use chrono::Duration;
+use serde_json::json;
+use uuid::Uuid;
+
+/// Expired holds one sweeper run tidies at most per index shard (more wait for the next run).
+const SWEEP_PAGE: i32 = 100;
+const SWEEP_PAGES_PER_SHARD: usize = 10;
+
+impl Services {
+    /// `GET /schedules/{schedule_id}/seats` for a caller admitted to the schedule's concert.
+    pub async fn seat_map(
+        &self,
+        principal: &Principal,
+        queue_token: Option<&str>,
+        raw_schedule_id: &str,
+    ) -> Result<(Uuid, Vec<SeatState>)> {
+        let claims = self.admission_claims(principal, queue_token)?;
+        let schedule_id = parse_id(raw_schedule_id).ok_or(DomainError::NotFound("schedule"))?;
+        let (queue_state, seats, concert) = tokio::try_join!(
+            self.store.queue_state(claims.cid, principal.user_id),
+            self.store.seat_map(schedule_id),
+            self.store.concert(claims.cid),
+        )?;
+        let Some(first) = seats.first() else {
+            return Err(DomainError::NotFound("schedule"));
+        };
+        if first.concert_id != claims.cid {
+            return Err(DomainError::InvalidQueueToken(
+                "the queue token is for another concert",
+            ));
+        }
+        let (token, counter) = queue_state;
+        self.check_admitted(claims, token, &counter)?;
+        let now = self.clock.now();
+        if concert.map(|c| c.status(now)) != Some(ConcertStatus::BookingOpen) {
+            return Err(DomainError::BookingClosed("the concert is not on sale"));
+        }
+        Ok((schedule_id, seats))
+    }
+
+    /// `POST /reservations`: holds 1..4 seats together for `HOLD_TTL_SECONDS`, all or none.
+    pub async fn hold(
+        &self,
+        principal: &Principal,
+        queue_token: Option<&str>,
+        body: NewHold,
+    ) -> Result<Reservation> {
+        let (schedule_id, seat_nos) = body.validate()?;
+        let claims = self.admission_claims(principal, queue_token)?;
+        let context = self
+            .store
+            .hold_context(claims.cid, schedule_id, &seat_nos, principal.user_id)
+            .await?;
+        let token_id = claims.tid;
+        self.check_admitted(claims, context.token, &context.counter)?;
+        let (Some(concert), Some(schedule)) = (context.concert, context.schedule) else {
+            // The schedule is not one of the concert the queue token admits to.
+            return Err(DomainError::NotFound("schedule"));
+        };
+        let now = self.clock.now();
+        if concert.status(now) != ConcertStatus::BookingOpen || schedule.starts_at <= now {
+            return Err(DomainError::BookingClosed("this date is not on sale"));
+        }
+        if context.seats.len() != seat_nos.len() {
+            return Err(DomainError::NotFound("seat"));
+        }
+        // A fresh read already shows these taken: refuse without paying for a failed write.
+        let taken: Vec<u32> = context
+            .seats
+            .iter()
+            .filter(|seat| seat.status(now) != SeatStatus::Available)
+            .map(|seat| seat.seat.seat_no)
+            .collect();
+        if !taken.is_empty() {
+            metrics::count("SeatConflicts", 1);
+            return Err(DomainError::SeatUnavailable { seat_nos: taken });
+        }
+        let seats: Vec<ReservedSeat> = context
+            .seats
+            .into_iter()
+            .map(|state| ReservedSeat {
+                seat_no: state.seat.seat_no,
+                section: state.seat.section,
+                row: state.seat.row,
+                grade: state.seat.grade,
+                price: state.seat.price,
+            })
+            .collect();
+        let reservation = Reservation {
+            reservation_id: new_id(),
+            user_id: principal.user_id,
+            schedule_id,
+            concert_id: concert.concert_id,
+            concert_title: concert.title,
+            starts_at: schedule.starts_at,
+            amount: seats.iter().map(|seat| seat.price).sum(),
+            seats,
+            status: ReservationStatus::Held,
+            created_at: now,
+            expires_at: now + Duration::seconds(self.config.hold_ttl_seconds),
+        };
+        match self.store.create_hold(&reservation, token_id, now).await? {
+            Ok(()) => {
+                metrics::count("HoldsCreated", 1);
+                self.events
+                    .publish(vec![hold_event("HoldCreated", &reservation)])
+                    .await;
+                Ok(reservation)
+            }
+            Err(HoldConflict::Seats(seat_nos)) => {
+                metrics::count("SeatConflicts", 1);
+                Err(DomainError::SeatUnavailable { seat_nos })
+            }
+            Err(HoldConflict::QueueToken) => Err(DomainError::QueueTokenExpired(
+                "the queue token is no longer active",
+            )),
+        }
+    }
+
+    /// One of the caller's reservations; anyone else's is `NOT_FOUND`.
+    pub async fn my_reservation(&self, principal: &Principal, raw_id: &str) -> Result<Reservation> {
+        let reservation_id = parse_id(raw_id).ok_or(DomainError::NotFound("reservation"))?;
+        self.store
+            .reservation(principal.user_id, reservation_id)
+            .await?
+            .ok_or(DomainError::NotFound("reservation"))
+    }
+
+    /// `DELETE /reservations/{id}`: gives a live hold's seats back at once. Releasing a hold
+    /// that is already released or expired changes nothing and succeeds (a retried DELETE).
+    pub async fn release(&self, principal: &Principal, raw_id: &str) -> Result<()> {
+        let reservation = self.my_reservation(principal, raw_id).await?;
+        let now = self.clock.now();
+        match reservation.status(now) {
+            ReservationStatus::Held => {
+                if self.store.release_hold(&reservation, now).await? {
+                    metrics::count("HoldsReleased", 1);
+                    self.events
+                        .publish(vec![hold_event("HoldReleased", &reservation)])
+                        .await;
+                    return Ok(());
+                }
+                // It stopped being a live hold between the read and the write: judge again.
+                let reservation = self.my_reservation(principal, raw_id).await?;
+                match reservation.status(self.clock.now()) {
+                    ReservationStatus::Released | ReservationStatus::Expired => Ok(()),
+                    _ => Err(DomainError::ReservationNotPayable),
+                }
+            }
+            ReservationStatus::Released | ReservationStatus::Expired => Ok(()),
+            ReservationStatus::Confirmed | ReservationStatus::Cancelled => {
+                Err(DomainError::ReservationNotPayable)
+            }
+        }
+    }
+
+    /// The hold sweeper: marks expired holds EXPIRED and gives their seats back in storage.
+    /// Nothing depends on it for correctness; safe to run twice at once and to race payments.
+    pub async fn sweep_expired_holds(&self) -> Result<usize> {
+        let now = self.clock.now();
+        let mut expired = Vec::new();
+        for shard in 0..HOLD_SHARDS {
+            for _ in 0..SWEEP_PAGES_PER_SHARD {
+                let holds = self.store.expired_holds(shard, now, SWEEP_PAGE).await?;
+                let page_was_full = holds.len() == SWEEP_PAGE as usize;
+                for reservation in holds {
+                    if self.store.expire_hold(&reservation, now).await? {
+                        expired.push(hold_event("HoldExpired", &reservation));
+                    }
+                }
+                if !page_was_full {
+                    break;
+                }
+            }
+        }
+        let count = expired.len();
+        if count > 0 {
+            tracing::info!(count, "expired holds tidied");
+            metrics::count("HoldsExpired", count as u64);
+            self.events.publish(expired).await;
+        }
+        Ok(count)
+    }
+}
+
+fn hold_event(kind: &'static str, reservation: &Reservation) -> DomainEvent {
+    DomainEvent {
+        kind,
+        detail: json!({
+            "reservation_id": reservation.reservation_id,
+            "user_id": reservation.user_id,
+            "concert_id": reservation.concert_id,
+            "schedule_id": reservation.schedule_id,
+            "seat_nos": reservation.seat_nos(),
+            "amount": reservation.amount,
+            "expires_at": reservation.expires_at,
+        }),
+    }
+}

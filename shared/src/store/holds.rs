@@ -1,0 +1,519 @@
+//! Seat holds: the seat items of a schedule and the reservation items under their owners.
+//!
+//! A hold is one transaction: every seat taken on condition it is free (AVAILABLE, or HELD by a
+//! hold whose time has passed), the reservation written, and the holder's queue token checked
+//! ACTIVE. Releasing and expiring give seats back only if they are still held by that very
+//! reservation, so a late sweeper can never free a seat someone else has since taken.
+
+use super::catalog::{ConcertItem, ScheduleItem, SeatItem};
+use super::queue::{counter_key, token_key, CounterItem, TokenItem};
+use super::{from_item, keys, s, sdk_error, to_item, Item, Store};
+use crate::catalog::{Concert, Schedule, SeatState, SeatStatus};
+use crate::error::{DomainError, Result};
+use crate::queue::{QueueCounter, QueueToken};
+use crate::reservations::{Reservation, ReservationStatus};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Held reservations are indexed by expiry over this many GSI partitions, so the index of an
+/// on-sale's holds is not one hot partition.
+pub const HOLD_SHARDS: u128 = 4;
+/// Kept this long after a hold ends unpaid, then DynamoDB's TTL may delete the reservation.
+const UNPAID_RETENTION_SECONDS: i64 = 7 * 86_400;
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ReservationItem {
+    pk: String,
+    sk: String,
+    /// `HOLDS#{shard}` while HELD, absent otherwise (a sparse index of live holds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1sk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ttl: Option<i64>,
+    #[serde(flatten)]
+    pub reservation: Reservation,
+}
+
+/// Everything a hold request must know before it writes, read together.
+pub struct HoldContext {
+    pub concert: Option<Concert>,
+    pub schedule: Option<Schedule>,
+    /// The requested seats that exist.
+    pub seats: Vec<SeatState>,
+    pub token: Option<QueueToken>,
+    pub counter: QueueCounter,
+}
+
+/// Why a hold transaction did not go through.
+#[derive(Debug, PartialEq)]
+pub enum HoldConflict {
+    /// These seats were taken (or are being taken) by someone else.
+    Seats(Vec<u32>),
+    /// The queue token is no longer ACTIVE.
+    QueueToken,
+}
+
+pub(crate) fn millis(at: DateTime<Utc>) -> AttributeValue {
+    AttributeValue::N(at.timestamp_millis().to_string())
+}
+
+fn key(pk: String, sk: String) -> Item {
+    HashMap::from([(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))])
+}
+
+pub(crate) fn seat_key(schedule_id: Uuid, seat_no: u32) -> Item {
+    key(keys::schedule(schedule_id), keys::seat_sk(seat_no))
+}
+
+pub(crate) fn reservation_key(user_id: Uuid, reservation_id: Uuid) -> Item {
+    key(keys::user(user_id), keys::reservation_sk(reservation_id))
+}
+
+pub(crate) fn seat_state(item: SeatItem) -> SeatState {
+    SeatState {
+        seat: item.seat,
+        schedule_id: item.schedule_id,
+        concert_id: item.concert_id,
+        status: item.status,
+        reservation_id: item.reservation_id,
+        hold_expires_at: item
+            .hold_expires_at
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+    }
+}
+
+fn hold_shard(reservation_id: Uuid) -> u128 {
+    reservation_id.as_u128() % HOLD_SHARDS
+}
+
+/// The sort key of a live hold in the expiry index: zero-padded epoch ms, so text order is time
+/// order, then the id to keep keys unique.
+fn hold_index_sk(expires_at: DateTime<Utc>, reservation_id: Uuid) -> String {
+    format!("{:013}#{reservation_id}", expires_at.timestamp_millis())
+}
+
+/// The index of each cancellation reason that is not "None", with its code.
+pub(crate) fn cancellation_reasons(
+    err: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+) -> Option<Vec<(usize, String)>> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err {
+        TransactWriteItemsError::TransactionCanceledException(cancelled) => Some(
+            cancelled
+                .cancellation_reasons()
+                .iter()
+                .enumerate()
+                .filter_map(|(index, reason)| match reason.code() {
+                    None | Some("None") => None,
+                    Some(code) => Some((index, code.to_owned())),
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+impl Store {
+    /// The concert, the schedule, the requested seats, and the caller's queue token with the
+    /// counter: one consistent `BatchGetItem`.
+    pub async fn hold_context(
+        &self,
+        concert_id: Uuid,
+        schedule_id: Uuid,
+        seat_nos: &[u32],
+        user_id: Uuid,
+    ) -> Result<HoldContext> {
+        let mut request = KeysAndAttributes::builder()
+            .keys(key(keys::concert(concert_id), keys::CONCERT_SK.to_owned()))
+            .keys(key(
+                keys::concert(concert_id),
+                keys::schedule_sk(schedule_id),
+            ))
+            .keys(token_key(concert_id, user_id))
+            .keys(counter_key(concert_id))
+            .consistent_read(true);
+        for seat_no in seat_nos {
+            request = request.keys(seat_key(schedule_id, *seat_no));
+        }
+        let items = self
+            .batch_get(request.build().map_err(DomainError::internal)?)
+            .await?;
+        let mut context = HoldContext {
+            concert: None,
+            schedule: None,
+            seats: Vec::new(),
+            token: None,
+            counter: QueueCounter::default(),
+        };
+        for item in items {
+            let sk = item
+                .get(keys::SK)
+                .and_then(|sk| sk.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            match sk.as_str() {
+                keys::CONCERT_SK => context.concert = Some(from_item::<ConcertItem>(item)?.concert),
+                keys::QUEUE_TOKEN_SK => context.token = Some(from_item::<TokenItem>(item)?.token),
+                keys::QUEUE_COUNTER_SK => {
+                    context.counter = from_item::<CounterItem>(item)?.into();
+                }
+                sk if sk.starts_with(keys::SEAT_SK_PREFIX) => {
+                    context.seats.push(seat_state(from_item::<SeatItem>(item)?));
+                }
+                sk if sk.starts_with(keys::SCHEDULE_SK_PREFIX) => {
+                    context.schedule = Some(from_item::<ScheduleItem>(item)?.schedule);
+                }
+                _ => {}
+            }
+        }
+        context.seats.sort_by_key(|seat| seat.seat.seat_no);
+        Ok(context)
+    }
+
+    /// `BatchGetItem` of one table's keys, retrying unprocessed keys a few times.
+    pub(crate) async fn batch_get(&self, request: KeysAndAttributes) -> Result<Vec<Item>> {
+        let mut pending = Some(request);
+        let mut items = Vec::new();
+        for attempt in 0..5u32 {
+            let Some(request) = pending.take() else { break };
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|err| sdk_error("batch_get_item", err))?;
+            items.extend(
+                output
+                    .responses
+                    .and_then(|mut responses| responses.remove(&self.table))
+                    .unwrap_or_default(),
+            );
+            pending = output
+                .unprocessed_keys
+                .and_then(|mut unprocessed| unprocessed.remove(&self.table));
+            if pending.is_some() {
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+        }
+        if pending.is_some() {
+            return Err(DomainError::internal(
+                "batch_get_item: keys left unprocessed",
+            ));
+        }
+        Ok(items)
+    }
+
+    /// Every seat of a schedule, by number.
+    pub async fn seat_map(&self, schedule_id: Uuid) -> Result<Vec<SeatState>> {
+        let mut seats = Vec::new();
+        let mut start_key = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(keys::schedule(schedule_id)))
+                .expression_attribute_values(":prefix", s(keys::SEAT_SK_PREFIX))
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|err| sdk_error("seat_map", err))?;
+            for item in output.items.unwrap_or_default() {
+                seats.push(seat_state(from_item::<SeatItem>(item)?));
+            }
+            start_key = output.last_evaluated_key;
+            if start_key.is_none() {
+                return Ok(seats);
+            }
+        }
+    }
+
+    /// The hold transaction (see the module comment). `token_id` must be the caller's ACTIVE
+    /// queue token for the reservation's concert.
+    pub async fn create_hold(
+        &self,
+        reservation: &Reservation,
+        token_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), HoldConflict>> {
+        let seat_nos = reservation.seat_nos();
+        let mut request = self.client.transact_write_items();
+        for seat_no in &seat_nos {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(seat_key(reservation.schedule_id, *seat_no)))
+                .update_expression(
+                    "SET #status = :held, reservation_id = :reservation, hold_expires_at = :until",
+                )
+                .condition_expression(
+                    "attribute_exists(pk) AND (#status = :available \
+                     OR (#status = :held AND hold_expires_at <= :now))",
+                )
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":held", s(SeatStatus::Held.as_str()))
+                .expression_attribute_values(":available", s(SeatStatus::Available.as_str()))
+                .expression_attribute_values(
+                    ":reservation",
+                    s(reservation.reservation_id.to_string()),
+                )
+                .expression_attribute_values(":until", millis(reservation.expires_at))
+                .expression_attribute_values(":now", millis(now))
+                .build()
+                .map_err(DomainError::internal)?;
+            request = request.transact_items(TransactWriteItem::builder().update(update).build());
+        }
+        let item = to_item(&ReservationItem {
+            pk: keys::user(reservation.user_id),
+            sk: keys::reservation_sk(reservation.reservation_id),
+            gsi1pk: Some(keys::holds(hold_shard(reservation.reservation_id))),
+            gsi1sk: Some(hold_index_sk(
+                reservation.expires_at,
+                reservation.reservation_id,
+            )),
+            ttl: Some(reservation.expires_at.timestamp() + UNPAID_RETENTION_SECONDS),
+            reservation: reservation.clone(),
+        })?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(DomainError::internal)?;
+        request = request
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(self.active_token_check(
+                reservation.concert_id,
+                reservation.user_id,
+                token_id,
+                now,
+            )?);
+        match request.send().await {
+            Ok(_) => Ok(Ok(())),
+            Err(err) => {
+                let Some(reasons) = err.as_service_error().and_then(cancellation_reasons) else {
+                    return Err(sdk_error("create_hold", err));
+                };
+                let taken: Vec<u32> = reasons
+                    .iter()
+                    .filter(|(index, _)| *index < seat_nos.len())
+                    .map(|(index, _)| seat_nos[*index])
+                    .collect();
+                if !taken.is_empty() {
+                    Ok(Err(HoldConflict::Seats(taken)))
+                } else if reasons
+                    .iter()
+                    .any(|(index, _)| *index == seat_nos.len() + 1)
+                {
+                    Ok(Err(HoldConflict::QueueToken))
+                } else {
+                    Err(sdk_error("create_hold", err))
+                }
+            }
+        }
+    }
+
+    /// A transaction item that checks the user's queue token for a concert is `token_id` and
+    /// ACTIVE at `now`: how every booking write proves admission inside its own request.
+    pub(crate) fn active_token_check(
+        &self,
+        concert_id: Uuid,
+        user_id: Uuid,
+        token_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<TransactWriteItem> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(token_key(concert_id, user_id)))
+            .condition_expression("token_id = :token AND #status = :active AND active_until > :now")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":token", s(token_id.to_string()))
+            .expression_attribute_values(":active", s("ACTIVE"))
+            .expression_attribute_values(":now", millis(now))
+            .build()
+            .map_err(DomainError::internal)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// A reservation of `user_id`. Someone else's reservation is simply not found.
+    pub async fn reservation(
+        &self,
+        user_id: Uuid,
+        reservation_id: Uuid,
+    ) -> Result<Option<Reservation>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(reservation_key(user_id, reservation_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| sdk_error("reservation", err))?;
+        output
+            .item
+            .map(|item| from_item::<ReservationItem>(item).map(|item| item.reservation))
+            .transpose()
+    }
+
+    /// A transaction item that gives a seat back, on condition it is still `status` and held
+    /// or booked by `reservation_id`.
+    pub(crate) fn free_seat(
+        &self,
+        schedule_id: Uuid,
+        seat_no: u32,
+        reservation_id: Uuid,
+        status: SeatStatus,
+    ) -> Result<Update> {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(seat_key(schedule_id, seat_no)))
+            .update_expression("SET #status = :available REMOVE reservation_id, hold_expires_at")
+            .condition_expression("reservation_id = :reservation AND #status = :was")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":available", s(SeatStatus::Available.as_str()))
+            .expression_attribute_values(":reservation", s(reservation_id.to_string()))
+            .expression_attribute_values(":was", s(status.as_str()))
+            .build()
+            .map_err(DomainError::internal)
+    }
+
+    /// Releases a live hold: the reservation RELEASED and its seats AVAILABLE, in one
+    /// transaction. False if the reservation is no longer a live hold.
+    pub async fn release_hold(
+        &self,
+        reservation: &Reservation,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let close = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(reservation_key(
+                reservation.user_id,
+                reservation.reservation_id,
+            )))
+            .update_expression("SET #status = :released REMOVE gsi1pk, gsi1sk")
+            .condition_expression("#status = :held AND expires_at > :now")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":released", s(ReservationStatus::Released.as_str()))
+            .expression_attribute_values(":held", s(ReservationStatus::Held.as_str()))
+            .expression_attribute_values(":now", millis(now))
+            .build()
+            .map_err(DomainError::internal)?;
+        let mut request = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(close).build());
+        for seat_no in reservation.seat_nos() {
+            let free = self.free_seat(
+                reservation.schedule_id,
+                seat_no,
+                reservation.reservation_id,
+                SeatStatus::Held,
+            )?;
+            request = request.transact_items(TransactWriteItem::builder().update(free).build());
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error().and_then(cancellation_reasons) {
+                Some(reasons) if reasons.iter().any(|(index, _)| *index == 0) => Ok(false),
+                _ => Err(sdk_error("release_hold", err)),
+            },
+        }
+    }
+
+    /// Live-hold index entries of one shard whose time has passed, oldest first.
+    pub async fn expired_holds(
+        &self,
+        shard: u128,
+        now: DateTime<Utc>,
+        limit: i32,
+    ) -> Result<Vec<Reservation>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("gsi1pk = :shard AND gsi1sk < :now")
+            .expression_attribute_values(":shard", s(keys::holds(shard)))
+            .expression_attribute_values(":now", s(format!("{:013}#", now.timestamp_millis())))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|err| sdk_error("expired_holds", err))?;
+        output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<ReservationItem>(item).map(|item| item.reservation))
+            .collect()
+    }
+
+    /// Tidies one expired hold: each seat still held by it goes back to AVAILABLE (a seat
+    /// someone else has taken since is left alone), then the reservation becomes EXPIRED.
+    /// True if this call moved the reservation (so exactly one of two racing sweepers reports
+    /// it); false if it was already tidied or is not an expired hold.
+    pub async fn expire_hold(&self, reservation: &Reservation, now: DateTime<Utc>) -> Result<bool> {
+        for seat_no in reservation.seat_nos() {
+            let free = self.free_seat(
+                reservation.schedule_id,
+                seat_no,
+                reservation.reservation_id,
+                SeatStatus::Held,
+            )?;
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(free.key))
+                .set_update_expression(Some(free.update_expression))
+                .set_condition_expression(free.condition_expression)
+                .set_expression_attribute_names(free.expression_attribute_names)
+                .set_expression_attribute_values(free.expression_attribute_values)
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(err) => return Err(sdk_error("expire_hold seat", err)),
+            }
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(reservation_key(
+                reservation.user_id,
+                reservation.reservation_id,
+            )))
+            .update_expression("SET #status = :expired REMOVE gsi1pk, gsi1sk")
+            .condition_expression("#status = :held AND expires_at <= :now")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":expired", s(ReservationStatus::Expired.as_str()))
+            .expression_attribute_values(":held", s(ReservationStatus::Held.as_str()))
+            .expression_attribute_values(":now", millis(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(sdk_error("expire_hold", err)),
+        }
+    }
+}
