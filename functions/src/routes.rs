@@ -32,6 +32,22 @@ pub const ENDPOINTS: &[(&str, Handler)] = &[
         "release-reservation",
         handler!(endpoints::reservations::release),
     ),
+    (
+        "cancel-reservation",
+        handler!(endpoints::reservations::cancel),
+    ),
+    (
+        "list-my-reservations",
+        handler!(endpoints::reservations::mine),
+    ),
+    ("charge-balance", handler!(endpoints::money::charge)),
+    ("get-balance", handler!(endpoints::money::balance)),
+    (
+        "list-transactions",
+        handler!(endpoints::money::transactions),
+    ),
+    ("create-payment", handler!(endpoints::money::pay)),
+    ("concert-sales", handler!(endpoints::catalog::sales)),
 ];
 
 /// `(binary name, one step)` for every scheduled function. The binaries themselves may do more

@@ -25,6 +25,7 @@ use lambda_http::{Request, RequestExt};
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 use shared::catalog::NewConcert;
+use shared::money::{Charge, Pay};
 use shared::operations::EnterQueue;
 use shared::reservations::NewHold;
 use shared::users::{Login, Signup};
@@ -317,6 +318,8 @@ fn every_event_gets_past_its_endpoints_input_validation() {
             "create-user" => parse_json::<Signup>(body).and_then(|signup| signup.validate()),
             "login" => parse_json::<Login>(body).map(drop),
             "enter-queue" => parse_json::<EnterQueue>(body).map(drop),
+            "charge-balance" => parse_json::<Charge>(body).and_then(|charge| charge.validate()),
+            "create-payment" => parse_json::<Pay>(body).map(drop),
             "create-reservation" => {
                 parse_json::<NewHold>(body).and_then(|hold| hold.validate().map(drop))
             }

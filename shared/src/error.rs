@@ -38,6 +38,8 @@ pub enum DomainError {
     ReservationExpired,
     #[error("{0}")]
     BookingClosed(&'static str),
+    #[error("{0}")]
+    RateLimited(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -69,6 +71,7 @@ impl DomainError {
             | Self::IdempotencyKeyReused => 409,
             Self::ReservationExpired => 410,
             Self::BookingClosed(_) => 422,
+            Self::RateLimited(_) => 429,
             Self::Internal(_) => 500,
         }
     }
@@ -89,6 +92,7 @@ impl DomainError {
             Self::InsufficientBalance { .. } => "INSUFFICIENT_BALANCE",
             Self::ReservationExpired => "RESERVATION_EXPIRED",
             Self::BookingClosed(_) => "BOOKING_CLOSED",
+            Self::RateLimited(_) => "RATE_LIMITED",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -171,6 +175,7 @@ mod tests {
             },
             DomainError::ReservationExpired,
             DomainError::BookingClosed("x"),
+            DomainError::RateLimited("x"),
         ];
         for err in all {
             let body = err.body();

@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod metrics;
+pub mod money;
 pub mod operations;
 pub mod queue;
 pub mod reservations;

@@ -67,6 +67,15 @@ pub struct Reservation {
     /// When a HELD reservation's hold ends.
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub expires_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// What was refunded on cancellation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund: Option<i64>,
 }
 
 impl Reservation {
@@ -171,6 +180,10 @@ mod tests {
             status: ReservationStatus::Held,
             created_at: t0,
             expires_at: t0 + Duration::seconds(300),
+            payment_id: None,
+            paid_at: None,
+            cancelled_at: None,
+            refund: None,
         };
         assert_eq!(reservation.status(t0), ReservationStatus::Held);
         assert_eq!(

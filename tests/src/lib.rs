@@ -328,6 +328,55 @@ impl TestApi {
             .collect()
     }
 
+    /// `POST /balance/charge`, with an idempotency key if given.
+    pub async fn charge(&self, access_token: &str, amount: i64, key: Option<&str>) -> Reply {
+        let mut call = self
+            .request(Method::POST, "/balance/charge")
+            .token(access_token)
+            .json(json!({ "amount": amount }));
+        if let Some(key) = key {
+            call = call.header("idempotency-key", key);
+        }
+        call.send().await
+    }
+
+    /// `POST /payments` for a reservation, with an idempotency key if given.
+    pub async fn pay(
+        &self,
+        access_token: &str,
+        queue_token: &str,
+        reservation_id: &str,
+        key: Option<&str>,
+    ) -> Reply {
+        let mut call = self
+            .request(Method::POST, "/payments")
+            .token(access_token)
+            .queue(queue_token)
+            .json(json!({ "reservation_id": reservation_id }));
+        if let Some(key) = key {
+            call = call.header("idempotency-key", key);
+        }
+        call.send().await
+    }
+
+    /// Every page of a paged list endpoint (`items`, `next_cursor`), in the order served.
+    pub async fn all_pages(&self, access_token: &str, path: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page_path = match &cursor {
+                Some(cursor) => format!("{path}?limit=7&cursor={cursor}"),
+                None => format!("{path}?limit=7"),
+            };
+            let page = self.get(&page_path, Some(access_token)).await.expect(200);
+            items.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return items,
+            }
+        }
+    }
+
     /// Creates a concert on sale now with `schedules` dates and the default 50 seats.
     pub async fn concert_on_sale(&self, admin_token: &str, schedules: usize) -> Value {
         self.post(

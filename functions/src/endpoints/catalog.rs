@@ -1,4 +1,5 @@
-//! `POST /admin/concerts`, `GET /concerts`, `GET /concerts/{concert_id}`.
+//! `POST /admin/concerts`, `GET /admin/concerts/{concert_id}/sales`, `GET /concerts`,
+//! `GET /concerts/{concert_id}`, `GET /concerts/{concert_id}/schedules`.
 
 use crate::{http, HandlerResult};
 use lambda_http::Request;
@@ -67,4 +68,27 @@ pub async fn list_schedules(services: &Services, request: Request) -> HandlerRes
         })
         .collect();
     http::json(200, &json!({ "items": items }))
+}
+
+pub async fn sales(services: &Services, request: Request) -> HandlerResult {
+    http::admin(services, &request)?;
+    let concert_id = http::path(&request, "concert_id")?;
+    let sales = services.sales(&concert_id).await?;
+    let schedules: Vec<Value> = sales
+        .iter()
+        .map(|item| {
+            json!({
+                "schedule_id": item.schedule_id,
+                "sold_seats": item.counters.sold_seats,
+                "held_seats": item.held_seats,
+                "revenue": item.counters.revenue,
+                "refunded": item.counters.refunded,
+            })
+        })
+        .collect();
+    let revenue: i64 = sales.iter().map(|item| item.counters.revenue).sum();
+    http::json(
+        200,
+        &json!({ "concert_id": concert_id, "schedules": schedules, "revenue": revenue }),
+    )
 }

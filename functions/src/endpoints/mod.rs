@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod health;
 pub mod jobs;
+pub mod money;
 pub mod queue;
 pub mod reservations;
 pub mod users;

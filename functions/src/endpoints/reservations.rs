@@ -1,5 +1,5 @@
 //! `GET /schedules/{schedule_id}/seats`, `POST /reservations`, `GET /reservations/{id}`,
-//! `DELETE /reservations/{id}`.
+//! `DELETE /reservations/{id}`, `POST /reservations/{id}/cancel`, `GET /me/reservations`.
 
 use crate::{http, HandlerResult};
 use chrono::{DateTime, Utc};
@@ -81,5 +81,34 @@ pub fn view(reservation: &Reservation, now: DateTime<Utc>) -> Value {
         "amount": reservation.amount,
         "expires_at": reservation.expires_at,
         "created_at": reservation.created_at,
+        "payment_id": reservation.payment_id,
+        "paid_at": reservation.paid_at,
+        "cancelled_at": reservation.cancelled_at,
+        "refund": reservation.refund,
     })
+}
+
+pub async fn cancel(services: &Services, request: Request) -> HandlerResult {
+    let principal = http::principal(services, &request)?;
+    let cancelled = services
+        .cancel_booking(&principal, &http::path(&request, "reservation_id")?)
+        .await?;
+    http::json(200, &view(&cancelled, services.clock.now()))
+}
+
+pub async fn mine(services: &Services, request: Request) -> HandlerResult {
+    let principal = http::principal(services, &request)?;
+    let (reservations, next_cursor) = services
+        .my_reservations(
+            &principal,
+            http::query(&request, "limit").as_deref(),
+            http::query(&request, "cursor").as_deref(),
+        )
+        .await?;
+    let now = services.clock.now();
+    let items: Vec<Value> = reservations
+        .iter()
+        .map(|reservation| view(reservation, now))
+        .collect();
+    http::json(200, &json!({ "items": items, "next_cursor": next_cursor }))
 }

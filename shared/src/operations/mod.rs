@@ -4,9 +4,11 @@
 //! [`Services`]: crate::runtime::Services
 
 mod catalog;
+mod money;
 mod queue;
 mod reservations;
 
 pub use catalog::{CreatedConcert, ScheduleAvailability, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+pub use money::{Replied, ScheduleSales};
 pub use queue::{AdmitReport, Admitted, EnterQueue, Place, QueueView};
 mod users;

@@ -109,6 +109,10 @@ impl Services {
             status: ReservationStatus::Held,
             created_at: now,
             expires_at: now + Duration::seconds(self.config.hold_ttl_seconds),
+            payment_id: None,
+            paid_at: None,
+            cancelled_at: None,
+            refund: None,
         };
         match self.store.create_hold(&reservation, token_id, now).await? {
             Ok(()) => {

@@ -1,14 +1,12 @@
 //! Concerts, schedules and seat maps.
 
-use super::{from_item, keys, s, sdk_error, to_item, Item, Store};
+use super::{cursor, from_item, keys, s, sdk_error, to_item, Item, Store};
 use crate::catalog::{Concert, Schedule, Seat, SeatStatus};
 use crate::error::{DomainError, Result};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, Select, WriteRequest};
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
 use futures::{stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -173,7 +171,16 @@ impl Store {
     /// Concerts, newest first, `limit` at a time. `cursor` is the `next_cursor` of the page
     /// before; a cursor that is not one of ours is a `VALIDATION_FAILED` on `cursor`.
     pub async fn list_concerts(&self, limit: i32, cursor: Option<&str>) -> Result<ConcertPage> {
-        let start_key = cursor.map(decode_cursor).transpose()?;
+        let start_key = cursor
+            .map(|cursor| {
+                cursor::decode(
+                    cursor,
+                    &[keys::PK, keys::SK, keys::GSI1_PK, keys::GSI1_SK],
+                    &[(keys::GSI1_PK, keys::CONCERT_LIST)],
+                    &[],
+                )
+            })
+            .transpose()?;
         let output = self
             .client
             .query()
@@ -193,7 +200,7 @@ impl Store {
             .into_iter()
             .map(|item| from_item::<ConcertItem>(item).map(|item| item.concert))
             .collect::<Result<Vec<_>>>()?;
-        let next_cursor = output.last_evaluated_key.map(|key| encode_cursor(&key));
+        let next_cursor = output.last_evaluated_key.map(|key| cursor::encode(&key));
         Ok(ConcertPage { items, next_cursor })
     }
 
@@ -271,63 +278,5 @@ impl Store {
                 return Ok(count);
             }
         }
-    }
-}
-
-/// The names a concert-list key may have; anything else did not come from us.
-const CURSOR_KEYS: [&str; 4] = [keys::PK, keys::SK, keys::GSI1_PK, keys::GSI1_SK];
-
-fn encode_cursor(key: &Item) -> String {
-    let plain: HashMap<&str, &str> = key
-        .iter()
-        .filter_map(|(name, value)| Some((name.as_str(), value.as_s().ok()?.as_str())))
-        .collect();
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&plain).unwrap_or_default())
-}
-
-fn decode_cursor(cursor: &str) -> Result<Item> {
-    let invalid = || DomainError::validation("cursor", "is not a cursor this API returned");
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
-    let plain: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    let well_formed = plain.len() == CURSOR_KEYS.len()
-        && CURSOR_KEYS.iter().all(|name| plain.contains_key(*name))
-        && plain[keys::GSI1_PK] == keys::CONCERT_LIST
-        && plain
-            .values()
-            .all(|value| !value.is_empty() && value.len() <= 200);
-    if !well_formed {
-        return Err(invalid());
-    }
-    Ok(plain
-        .into_iter()
-        .map(|(name, value)| (name, AttributeValue::S(value)))
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn when_cursor_round_trips_should_give_the_same_key() {
-        let key: Item = [
-            (keys::PK, "CONCERT#1"),
-            (keys::SK, "CONCERT"),
-            (keys::GSI1_PK, keys::CONCERT_LIST),
-            (keys::GSI1_SK, "1"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), s(v)))
-        .collect();
-        assert_eq!(decode_cursor(&encode_cursor(&key)).unwrap(), key);
-    }
-
-    #[test]
-    fn when_cursor_is_not_ours_should_refuse() {
-        assert!(decode_cursor("!!!").is_err());
-        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("{}")).is_err());
-        let foreign = serde_json::json!({"pk": "USER#1", "sk": "PROFILE",
-            "gsi1pk": "USERS", "gsi1sk": "1"});
-        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode(foreign.to_string())).is_err());
     }
 }

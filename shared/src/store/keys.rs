@@ -72,6 +72,28 @@ pub fn holds(shard: u128) -> String {
     format!("HOLDS#{shard}")
 }
 
+/// A ledger entry: zero-padded sequence number, so the partition lists the chain in order.
+pub fn ledger_sk(seq: u64) -> String {
+    format!("TXN#{seq:012}")
+}
+pub const LEDGER_SK_PREFIX: &str = "TXN#";
+
+pub fn payment_sk(payment_id: Uuid) -> String {
+    format!("PAY#{payment_id}")
+}
+
+/// An idempotency record: keys are the client's, scoped to the user who sent them.
+pub fn idempotency(user_id: Uuid, key: &str) -> String {
+    format!("IDEM#{user_id}#{key}")
+}
+pub const IDEMPOTENCY_SK: &str = "IDEM";
+
+/// A schedule's sales counters, in its concert's partition.
+pub fn sales_sk(schedule_id: Uuid) -> String {
+    format!("SALES#{schedule_id}")
+}
+pub const SALES_SK_PREFIX: &str = "SALES#";
+
 #[cfg(test)]
 mod tests {
     use super::*;

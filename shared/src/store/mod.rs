@@ -6,8 +6,10 @@
 //! must be atomic is one conditional write or one `TransactWriteItems`.
 
 mod catalog;
+mod cursor;
 mod holds;
 pub mod keys;
+mod money;
 mod queue;
 mod users;
 
@@ -19,6 +21,7 @@ use std::collections::HashMap;
 
 pub use catalog::ConcertPage;
 pub use holds::{HoldConflict, HoldContext, HOLD_SHARDS};
+pub use money::{CancelWrite, MoneyRole, PaymentContext, PaymentWrite, SalesCounters};
 pub use queue::{Activation, Admission, AdmitConflict};
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -68,4 +71,50 @@ pub(crate) fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T,
 
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
+}
+
+/// A `TransactWriteItems` being built, each item tagged with the role it plays, so that a
+/// cancelled transaction can say which roles failed their condition.
+pub(crate) struct Transaction<R> {
+    items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    roles: Vec<R>,
+}
+
+impl<R: Copy> Transaction<R> {
+    pub(crate) fn new() -> Self {
+        Self {
+            items: Vec::new(),
+            roles: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, role: R, item: aws_sdk_dynamodb::types::TransactWriteItem) {
+        self.items.push(item);
+        self.roles.push(role);
+    }
+
+    /// Runs it: `Ok(Err(roles))` when it was cancelled, with the roles whose condition failed
+    /// or that collided with another transaction.
+    pub(crate) async fn run(
+        self,
+        store: &Store,
+        operation: &'static str,
+    ) -> Result<Result<(), Vec<R>>, DomainError> {
+        let result = store
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(self.items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Ok(())),
+            Err(err) => match err.as_service_error().and_then(holds::cancellation_reasons) {
+                Some(reasons) if !reasons.is_empty() => Ok(Err(reasons
+                    .into_iter()
+                    .filter_map(|(index, _)| self.roles.get(index).copied())
+                    .collect())),
+                _ => Err(sdk_error(operation, err)),
+            },
+        }
+    }
 }

@@ -9,11 +9,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 #[derive(Serialize, Deserialize)]
-struct ProfileItem {
+pub(crate) struct ProfileItem {
     pk: String,
     sk: String,
+    /// How many ledger entries the user has; every balance change bumps it (see `money`).
+    #[serde(default)]
+    pub ledger_seq: u64,
     #[serde(flatten)]
-    user: User,
+    pub user: User,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -42,6 +45,7 @@ impl Store {
         let profile_item = to_item(&ProfileItem {
             pk: keys::user(user.user_id),
             sk: keys::USER_PROFILE.to_owned(),
+            ledger_seq: 0,
             user: user.clone(),
         })?;
         let put = |item| {

@@ -1,0 +1,7 @@
+//! `POST /balance/charge`
+use functions::{endpoints, handler};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    functions::run(handler!(endpoints::money::charge)).await
+}

@@ -1,0 +1,7 @@
+//! `GET /balance`
+use functions::{endpoints, handler};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    functions::run(handler!(endpoints::money::balance)).await
+}

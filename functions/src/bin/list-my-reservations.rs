@@ -1,0 +1,7 @@
+//! `GET /me/reservations`
+use functions::{endpoints, handler};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    functions::run(handler!(endpoints::reservations::mine)).await
+}
