@@ -17,6 +17,9 @@ pub const PASSWORD: &str = "correct-horse-battery";
 pub struct TestApi {
     pub stack: RunningStack,
     pub secret: String,
+    /// The stack's clock: the system clock, or a manual one that tests move by hand (see
+    /// [`TestApi::start_with_manual_clock`]).
+    pub clock: Clock,
     http: reqwest::Client,
 }
 
@@ -68,6 +71,23 @@ impl TestApi {
     }
 
     pub async fn start_with_options(adjust: impl FnOnce(&mut Config), run_scheduler: bool) -> Self {
+        Self::start_full(adjust, run_scheduler, Clock::system()).await
+    }
+
+    /// A stack whose time stands still at "now" until the test moves `api.clock`: expiry is
+    /// then decided by the test, not by how fast the machine happens to run it.
+    pub async fn start_with_manual_clock(
+        adjust: impl FnOnce(&mut Config),
+        run_scheduler: bool,
+    ) -> Self {
+        Self::start_full(adjust, run_scheduler, Clock::manual(chrono::Utc::now())).await
+    }
+
+    async fn start_full(
+        adjust: impl FnOnce(&mut Config),
+        run_scheduler: bool,
+        clock: Clock,
+    ) -> Self {
         assert!(
             std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
             "the end-to-end tests need the emulators: run them with infra/test.sh"
@@ -87,7 +107,7 @@ impl TestApi {
             template,
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             config,
-            clock: Clock::system(),
+            clock: clock.clone(),
             seed_demo: false,
             run_scheduler,
         })
@@ -96,6 +116,7 @@ impl TestApi {
         Self {
             stack,
             secret,
+            clock,
             http: reqwest::Client::new(),
         }
     }

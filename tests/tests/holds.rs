@@ -377,7 +377,7 @@ async fn releasing_should_give_seats_back_at_once() {
 
 #[tokio::test]
 async fn expired_holds_should_free_seats_before_the_sweeper_and_the_sweeper_should_tidy_once() {
-    let api = TestApi::start_with(|config| config.hold_ttl_seconds = 2).await;
+    let api = TestApi::start_with_manual_clock(|config| config.hold_ttl_seconds = 2, false).await;
     let (concert_id, schedule_id) = concert(&api).await;
     let users = api.admitted_users("fan", 2, &concert_id).await;
     let (alice, alice_queue) = &users[0];
@@ -391,7 +391,7 @@ async fn expired_holds_should_free_seats_before_the_sweeper_and_the_sweeper_shou
         .await
         .expect_error(409, "SEAT_UNAVAILABLE");
 
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    api.clock.advance(chrono::Duration::seconds(2));
     // No sweeper has run: the seats read AVAILABLE and can be held.
     let statuses = api.seat_statuses(bob, bob_queue, &schedule_id).await;
     assert_eq!(

@@ -443,7 +443,9 @@ impl Store {
             .index_name(keys::GSI1)
             .key_condition_expression("gsi1pk = :shard AND gsi1sk < :now")
             .expression_attribute_values(":shard", s(keys::holds(shard)))
-            .expression_attribute_values(":now", s(format!("{:013}#", now.timestamp_millis())))
+            // Expired means `expires_at <= now`: every key of a hold ending at `now` sorts
+            // before "{now + 1 ms}#".
+            .expression_attribute_values(":now", s(format!("{:013}#", now.timestamp_millis() + 1)))
             .limit(limit)
             .send()
             .await
