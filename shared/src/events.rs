@@ -15,6 +15,29 @@ pub struct DomainEvent {
     pub detail: Value,
 }
 
+impl DomainEvent {
+    /// An event about a reservation (`HoldCreated`, `PaymentCompleted`, …).
+    pub fn about(
+        kind: &'static str,
+        reservation: &crate::reservations::Reservation,
+        payment_id: Option<uuid::Uuid>,
+    ) -> Self {
+        Self {
+            kind,
+            detail: serde_json::json!({
+                "reservation_id": reservation.reservation_id,
+                "user_id": reservation.user_id,
+                "concert_id": reservation.concert_id,
+                "schedule_id": reservation.schedule_id,
+                "seat_nos": reservation.seat_nos(),
+                "amount": reservation.amount,
+                "expires_at": reservation.expires_at,
+                "payment_id": payment_id,
+            }),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct EventPublisher {
     client: Client,

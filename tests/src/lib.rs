@@ -398,6 +398,16 @@ impl TestApi {
         }
     }
 
+    /// A concert on sale with one date, created by a fresh admin: (concert id, schedule id).
+    pub async fn concert_with_one_date(&self) -> (String, String) {
+        let admin = self.admin().await;
+        let concert = self.concert_on_sale(&admin, 1).await;
+        (
+            id(&concert, "concert_id"),
+            id(&concert["schedules"][0], "schedule_id"),
+        )
+    }
+
     /// Creates a concert on sale now with `schedules` dates and the default 50 seats.
     pub async fn concert_on_sale(&self, admin_token: &str, schedules: usize) -> Value {
         self.post(
@@ -408,6 +418,15 @@ impl TestApi {
         .await
         .expect(201)
     }
+}
+
+/// The string at `key` of a JSON body.
+#[track_caller]
+pub fn id(value: &Value, key: &str) -> String {
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {value}"))
+        .to_owned()
 }
 
 /// A request being built; see [`TestApi::request`].

@@ -1,6 +1,6 @@
 //! Seat maps, holds, release and expiry through HTTP; the no-double-booking race.
 
-use e2e_tests::TestApi;
+use e2e_tests::{id, TestApi};
 use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -9,27 +9,10 @@ use shared::ids::parse_id;
 use shared::reservations::ReservationStatus;
 use std::collections::{BTreeMap, BTreeSet};
 
-fn id(value: &Value, key: &str) -> String {
-    value[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {key} in {value}"))
-        .to_owned()
-}
-
-/// A concert on sale with one date; returns (concert id, schedule id).
-async fn concert(api: &TestApi) -> (String, String) {
-    let admin = api.admin().await;
-    let concert = api.concert_on_sale(&admin, 1).await;
-    (
-        id(&concert, "concert_id"),
-        id(&concert["schedules"][0], "schedule_id"),
-    )
-}
-
 #[tokio::test]
 async fn an_admitted_user_should_see_the_seat_map_and_hold_seats_together() {
     let api = TestApi::start().await;
-    let (concert_id, schedule_id) = concert(&api).await;
+    let (concert_id, schedule_id) = api.concert_with_one_date().await;
     let (alice, queue) = api.admitted_user("alice", &concert_id).await;
 
     let map = api
@@ -105,7 +88,7 @@ async fn an_admitted_user_should_see_the_seat_map_and_hold_seats_together() {
 #[tokio::test]
 async fn taken_seats_should_be_refused_whole_naming_the_taken_ones() {
     let api = TestApi::start().await;
-    let (concert_id, schedule_id) = concert(&api).await;
+    let (concert_id, schedule_id) = api.concert_with_one_date().await;
     let users = api.admitted_users("fan", 2, &concert_id).await;
     let (alice, alice_queue) = &users[0];
     let (bob, bob_queue) = &users[1];
@@ -133,7 +116,7 @@ async fn taken_seats_should_be_refused_whole_naming_the_taken_ones() {
 #[tokio::test]
 async fn holds_should_refuse_bad_input_unknown_seats_and_missing_admission() {
     let api = TestApi::start().await;
-    let (concert_id, schedule_id) = concert(&api).await;
+    let (concert_id, schedule_id) = api.concert_with_one_date().await;
     let (alice, queue) = api.admitted_user("alice", &concert_id).await;
     let hold = |body: Value| {
         api.request(Method::POST, "/reservations")
@@ -228,7 +211,7 @@ async fn holds_should_refuse_bad_input_unknown_seats_and_missing_admission() {
 #[tokio::test]
 async fn a_hundred_clients_racing_for_one_seat_should_leave_exactly_one_winner_every_round() {
     let api = TestApi::start_with(|config| config.queue_max_active = 100).await;
-    let (concert_id, schedule_id) = concert(&api).await;
+    let (concert_id, schedule_id) = api.concert_with_one_date().await;
     let clients = api.admitted_users("racer", 100, &concert_id).await;
 
     for round in 1..=20u32 {
@@ -257,7 +240,7 @@ async fn a_hundred_clients_racing_for_one_seat_should_leave_exactly_one_winner_e
 #[tokio::test]
 async fn overlapping_multi_seat_races_should_never_leave_a_partial_or_double_hold() {
     let api = TestApi::start_with(|config| config.queue_max_active = 60).await;
-    let (concert_id, schedule_id) = concert(&api).await;
+    let (concert_id, schedule_id) = api.concert_with_one_date().await;
     let clients = api.admitted_users("racer", 60, &concert_id).await;
 
     // Each client asks for a window of 1..4 consecutive seats among seats 21..32, so the
@@ -335,7 +318,7 @@ async fn overlapping_multi_seat_races_should_never_leave_a_partial_or_double_hol
 #[tokio::test]
 async fn releasing_should_give_seats_back_at_once() {
     let api = TestApi::start().await;
-    let (concert_id, schedule_id) = concert(&api).await;
+    let (concert_id, schedule_id) = api.concert_with_one_date().await;
     let users = api.admitted_users("fan", 2, &concert_id).await;
     let (alice, alice_queue) = &users[0];
     let (bob, bob_queue) = &users[1];
@@ -378,7 +361,7 @@ async fn releasing_should_give_seats_back_at_once() {
 #[tokio::test]
 async fn expired_holds_should_free_seats_before_the_sweeper_and_the_sweeper_should_tidy_once() {
     let api = TestApi::start_with_manual_clock(|config| config.hold_ttl_seconds = 2, false).await;
-    let (concert_id, schedule_id) = concert(&api).await;
+    let (concert_id, schedule_id) = api.concert_with_one_date().await;
     let users = api.admitted_users("fan", 2, &concert_id).await;
     let (alice, alice_queue) = &users[0];
     let (bob, bob_queue) = &users[1];

@@ -1,29 +1,13 @@
 //! Balance, ledger, payment, idempotency, cancellation with refund, my reservations and sales,
 //! through HTTP; and the money-conservation test under concurrency.
 
-use e2e_tests::{Reply, TestApi};
+use e2e_tests::{id, Reply, TestApi};
 use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
 use shared::catalog::SeatStatus;
 use shared::ids::parse_id;
 use std::collections::{BTreeMap, BTreeSet};
-
-fn id(value: &Value, key: &str) -> String {
-    value[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {key} in {value}"))
-        .to_owned()
-}
-
-async fn concert(api: &TestApi) -> (String, String) {
-    let admin = api.admin().await;
-    let concert = api.concert_on_sale(&admin, 1).await;
-    (
-        id(&concert, "concert_id"),
-        id(&concert["schedules"][0], "schedule_id"),
-    )
-}
 
 async fn balance(api: &TestApi, token: &str) -> i64 {
     api.get("/balance", Some(token)).await.expect(200)["balance"]
@@ -132,7 +116,7 @@ async fn the_balance_should_never_pass_the_cap() {
 #[tokio::test]
 async fn paying_should_confirm_book_debit_and_end_the_queue_token_in_one_step() {
     let api = TestApi::start().await;
-    let (concert_id, schedule_id) = concert(&api).await;
+    let (concert_id, schedule_id) = api.concert_with_one_date().await;
     let (alice, queue) = api.admitted_user("alice", &concert_id).await;
     api.charge(&alice, 200_000, None).await.expect(200);
     let held = api
@@ -208,7 +192,7 @@ async fn paying_should_confirm_book_debit_and_end_the_queue_token_in_one_step() 
 #[tokio::test]
 async fn two_payments_of_one_reservation_should_debit_once() {
     let api = TestApi::start().await;
-    let (concert_id, schedule_id) = concert(&api).await;
+    let (concert_id, schedule_id) = api.concert_with_one_date().await;
     let (alice, queue) = api.admitted_user("alice", &concert_id).await;
     api.charge(&alice, 500_000, None).await.expect(200);
 
@@ -251,7 +235,7 @@ async fn two_payments_of_one_reservation_should_debit_once() {
 #[tokio::test]
 async fn an_expired_hold_should_not_be_payable_and_no_money_should_move() {
     let api = TestApi::start_with(|config| config.hold_ttl_seconds = 1).await;
-    let (concert_id, schedule_id) = concert(&api).await;
+    let (concert_id, schedule_id) = api.concert_with_one_date().await;
     let (alice, queue) = api.admitted_user("alice", &concert_id).await;
     api.charge(&alice, 100_000, None).await.expect(200);
     let held = api
@@ -269,7 +253,7 @@ async fn an_expired_hold_should_not_be_payable_and_no_money_should_move() {
 #[tokio::test]
 async fn insufficient_balance_should_move_no_money_and_release_the_hold() {
     let api = TestApi::start().await;
-    let (concert_id, schedule_id) = concert(&api).await;
+    let (concert_id, schedule_id) = api.concert_with_one_date().await;
     let (alice, queue) = api.admitted_user("alice", &concert_id).await;
     api.charge(&alice, 10_000, None).await.expect(200);
     let held = api
@@ -310,7 +294,7 @@ async fn insufficient_balance_should_move_no_money_and_release_the_hold() {
 #[tokio::test]
 async fn payments_should_refuse_bad_input_and_other_peoples_reservations() {
     let api = TestApi::start().await;
-    let (concert_id, schedule_id) = concert(&api).await;
+    let (concert_id, schedule_id) = api.concert_with_one_date().await;
     let (alice, queue) = api.admitted_user("alice", &concert_id).await;
     let held = api
         .hold(&alice, &queue, &schedule_id, &[1])
@@ -533,7 +517,7 @@ async fn money_should_be_conserved_under_concurrent_charges_payments_retries_and
         true,
     )
     .await;
-    let (concert_id, schedule_id) = concert(&api).await;
+    let (concert_id, schedule_id) = api.concert_with_one_date().await;
     const USERS: usize = 10;
     join_all((0..USERS).map(|user| shop(&api, user, &concert_id, &schedule_id))).await;
     api.clock.advance(chrono::Duration::seconds(301));

@@ -1,18 +1,11 @@
 //! The waiting queue through HTTP: numbering, positions, admission, and enforcement.
 
-use e2e_tests::TestApi;
+use e2e_tests::{id, TestApi};
 use futures::future::join_all;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
-
-fn id(value: &Value, key: &str) -> String {
-    value[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {key} in {value}"))
-        .to_owned()
-}
 
 async fn schedules(
     api: &TestApi,

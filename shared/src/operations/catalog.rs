@@ -13,9 +13,6 @@ pub struct CreatedConcert {
     pub schedules: Vec<Schedule>,
 }
 
-pub const DEFAULT_PAGE_SIZE: i32 = 20;
-pub const MAX_PAGE_SIZE: i32 = 100;
-
 impl Services {
     pub async fn create_concert(&self, body: NewConcert) -> Result<CreatedConcert> {
         let seats = body.validate()?;
@@ -65,16 +62,7 @@ impl Services {
         limit: Option<&str>,
         cursor: Option<&str>,
     ) -> Result<ConcertPage> {
-        let limit = match limit {
-            None => DEFAULT_PAGE_SIZE,
-            Some(raw) => raw
-                .parse::<i32>()
-                .ok()
-                .filter(|limit| (1..=MAX_PAGE_SIZE).contains(limit))
-                .ok_or_else(|| {
-                    DomainError::validation("limit", format!("must be from 1 to {MAX_PAGE_SIZE}"))
-                })?,
-        };
+        let limit = super::page_size(limit)?;
         self.store.list_concerts(limit, cursor).await
     }
 }

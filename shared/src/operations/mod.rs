@@ -8,7 +8,26 @@ mod money;
 mod queue;
 mod reservations;
 
-pub use catalog::{CreatedConcert, ScheduleAvailability, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+pub use catalog::{CreatedConcert, ScheduleAvailability};
 pub use money::{Replied, ScheduleSales};
 pub use queue::{AdmitReport, Admitted, EnterQueue, Place, QueueView};
 mod users;
+
+use crate::error::{DomainError, Result};
+
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+/// The `limit` query parameter of a paged list: 1..=100, 20 when absent.
+fn page_size(limit: Option<&str>) -> Result<i32> {
+    match limit {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(raw) => raw
+            .parse::<i32>()
+            .ok()
+            .filter(|limit| (1..=MAX_PAGE_SIZE).contains(limit))
+            .ok_or_else(|| {
+                DomainError::validation("limit", format!("must be from 1 to {MAX_PAGE_SIZE}"))
+            }),
+    }
+}

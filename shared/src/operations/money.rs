@@ -12,7 +12,7 @@ use crate::money::{
 use crate::queue::QueueClaims;
 use crate::reservations::{Reservation, ReservationStatus};
 use crate::runtime::Services;
-use crate::store::{CancelWrite, MoneyRole, PaymentWrite, SalesCounters};
+use crate::store::{CancelWrite, PaymentWrite, Role, SalesCounters};
 use serde_json::{json, Value};
 use std::time::Duration;
 use uuid::Uuid;
@@ -138,7 +138,7 @@ impl Services {
                     return Ok(replied);
                 }
                 // The same key won a race with itself: `idempotently` answers what it answered.
-                Err(roles) if roles.contains(&MoneyRole::Idempotency) => {
+                Err(roles) if roles.contains(&Role::Idempotency) => {
                     return Err(DomainError::IdempotencyKeyReused)
                 }
                 Err(_) => backoff(attempt).await,
@@ -167,7 +167,7 @@ impl Services {
         cursor: Option<&str>,
     ) -> Result<(Vec<LedgerEntry>, Option<String>)> {
         self.store
-            .ledger(principal.user_id, page_size(limit)?, cursor)
+            .ledger(principal.user_id, super::page_size(limit)?, cursor)
             .await
     }
 
@@ -179,7 +179,7 @@ impl Services {
         cursor: Option<&str>,
     ) -> Result<(Vec<Reservation>, Option<String>)> {
         self.store
-            .reservations_of(principal.user_id, page_size(limit)?, cursor)
+            .reservations_of(principal.user_id, super::page_size(limit)?, cursor)
             .await
     }
 
@@ -263,7 +263,11 @@ impl Services {
                         Ok(()) => {
                             metrics::count("PaymentsDeclined", 1);
                             self.events
-                                .publish(vec![booking_event("HoldReleased", &reservation, None)])
+                                .publish(vec![DomainEvent::about(
+                                    "HoldReleased",
+                                    &reservation,
+                                    None,
+                                )])
                                 .await;
                             return Err(declined);
                         }
@@ -311,7 +315,7 @@ impl Services {
                         Ok(()) => {
                             metrics::count("Payments", 1);
                             self.events
-                                .publish(vec![booking_event(
+                                .publish(vec![DomainEvent::about(
                                     "PaymentCompleted",
                                     &reservation,
                                     Some(payment.payment_id),
@@ -323,17 +327,17 @@ impl Services {
                     }
                 }
             };
-            if roles.contains(&MoneyRole::Idempotency) {
+            if roles.contains(&Role::Idempotency) {
                 // The same key won a race with itself: `idempotently` answers what it answered.
                 return Err(DomainError::IdempotencyKeyReused);
             }
             let retryable = [
-                MoneyRole::Account,
-                MoneyRole::Ledger,
-                MoneyRole::Reservation,
-                MoneyRole::QueueToken,
-                MoneyRole::QueueCounter,
-                MoneyRole::Seat,
+                Role::Account,
+                Role::Ledger,
+                Role::Reservation,
+                Role::QueueToken,
+                Role::QueueCounter,
+                Role::Seat,
             ];
             if !roles.iter().all(|role| retryable.contains(role)) {
                 return Err(DomainError::internal(format!(
@@ -383,7 +387,11 @@ impl Services {
                 Ok(()) => {
                     metrics::count("BookingsCancelled", 1);
                     self.events
-                        .publish(vec![booking_event("BookingCancelled", &reservation, None)])
+                        .publish(vec![DomainEvent::about(
+                            "BookingCancelled",
+                            &reservation,
+                            None,
+                        )])
                         .await;
                     return Ok(Reservation {
                         status: ReservationStatus::Cancelled,
@@ -394,10 +402,7 @@ impl Services {
                 }
                 Err(roles)
                     if roles.iter().all(|role| {
-                        matches!(
-                            role,
-                            MoneyRole::Account | MoneyRole::Ledger | MoneyRole::Reservation
-                        )
+                        matches!(role, Role::Account | Role::Ledger | Role::Reservation)
                     }) =>
                 {
                     backoff(attempt).await
@@ -439,40 +444,5 @@ impl Services {
                 held_seats,
             })
             .collect())
-    }
-}
-
-fn page_size(limit: Option<&str>) -> Result<i32> {
-    match limit {
-        None => Ok(super::DEFAULT_PAGE_SIZE),
-        Some(raw) => raw
-            .parse::<i32>()
-            .ok()
-            .filter(|limit| (1..=super::MAX_PAGE_SIZE).contains(limit))
-            .ok_or_else(|| {
-                DomainError::validation(
-                    "limit",
-                    format!("must be from 1 to {}", super::MAX_PAGE_SIZE),
-                )
-            }),
-    }
-}
-
-fn booking_event(
-    kind: &'static str,
-    reservation: &Reservation,
-    payment_id: Option<Uuid>,
-) -> DomainEvent {
-    DomainEvent {
-        kind,
-        detail: json!({
-            "reservation_id": reservation.reservation_id,
-            "user_id": reservation.user_id,
-            "concert_id": reservation.concert_id,
-            "schedule_id": reservation.schedule_id,
-            "seat_nos": reservation.seat_nos(),
-            "amount": reservation.amount,
-            "payment_id": payment_id,
-        }),
     }
 }

@@ -10,7 +10,6 @@ use crate::reservations::{NewHold, Reservation, ReservationStatus, ReservedSeat}
 use crate::runtime::Services;
 use crate::store::{HoldConflict, HOLD_SHARDS};
 use chrono::Duration;
-use serde_json::json;
 use uuid::Uuid;
 
 /// Expired holds one sweeper run tidies at most per index shard (more wait for the next run).
@@ -118,7 +117,7 @@ impl Services {
             Ok(()) => {
                 metrics::count("HoldsCreated", 1);
                 self.events
-                    .publish(vec![hold_event("HoldCreated", &reservation)])
+                    .publish(vec![DomainEvent::about("HoldCreated", &reservation, None)])
                     .await;
                 Ok(reservation)
             }
@@ -151,7 +150,7 @@ impl Services {
                 if self.store.release_hold(&reservation, now).await? {
                     metrics::count("HoldsReleased", 1);
                     self.events
-                        .publish(vec![hold_event("HoldReleased", &reservation)])
+                        .publish(vec![DomainEvent::about("HoldReleased", &reservation, None)])
                         .await;
                     return Ok(());
                 }
@@ -180,7 +179,7 @@ impl Services {
                 let page_was_full = holds.len() == SWEEP_PAGE as usize;
                 for reservation in holds {
                     if self.store.expire_hold(&reservation, now).await? {
-                        expired.push(hold_event("HoldExpired", &reservation));
+                        expired.push(DomainEvent::about("HoldExpired", &reservation, None));
                     }
                 }
                 if !page_was_full {
@@ -195,20 +194,5 @@ impl Services {
             self.events.publish(expired).await;
         }
         Ok(count)
-    }
-}
-
-fn hold_event(kind: &'static str, reservation: &Reservation) -> DomainEvent {
-    DomainEvent {
-        kind,
-        detail: json!({
-            "reservation_id": reservation.reservation_id,
-            "user_id": reservation.user_id,
-            "concert_id": reservation.concert_id,
-            "schedule_id": reservation.schedule_id,
-            "seat_nos": reservation.seat_nos(),
-            "amount": reservation.amount,
-            "expires_at": reservation.expires_at,
-        }),
     }
 }

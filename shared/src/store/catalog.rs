@@ -1,9 +1,10 @@
 //! Concerts, schedules and seat maps.
 
+use super::holds::millis;
 use super::{cursor, from_item, keys, s, sdk_error, to_item, Item, Store};
 use crate::catalog::{Concert, Schedule, Seat, SeatStatus};
 use crate::error::{DomainError, Result};
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, Select, WriteRequest};
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use chrono::{DateTime, Utc};
 use futures::{stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -211,33 +212,17 @@ impl Store {
     ) -> Result<Option<(Concert, Vec<Schedule>)>> {
         let mut concert = None;
         let mut schedules = Vec::new();
-        let mut start_key = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(keys::concert(concert_id)))
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|err| sdk_error("concert_with_schedules", err))?;
-            for item in output.items.unwrap_or_default() {
-                let sk = item.get(keys::SK).and_then(|sk| sk.as_s().ok()).cloned();
-                match sk.as_deref() {
-                    Some(keys::CONCERT_SK) => {
-                        concert = Some(from_item::<ConcertItem>(item)?.concert)
-                    }
-                    Some(sk) if sk.starts_with(keys::SCHEDULE_SK_PREFIX) => {
-                        schedules.push(from_item::<ScheduleItem>(item)?.schedule)
-                    }
-                    _ => {}
+        for item in self
+            .query_partition(keys::concert(concert_id), None)
+            .await?
+        {
+            let sk = item.get(keys::SK).and_then(|sk| sk.as_s().ok()).cloned();
+            match sk.as_deref() {
+                Some(keys::CONCERT_SK) => concert = Some(from_item::<ConcertItem>(item)?.concert),
+                Some(sk) if sk.starts_with(keys::SCHEDULE_SK_PREFIX) => {
+                    schedules.push(from_item::<ScheduleItem>(item)?.schedule)
                 }
-            }
-            start_key = output.last_evaluated_key;
-            if start_key.is_none() {
-                break;
+                _ => {}
             }
         }
         schedules.sort_by_key(|schedule| schedule.starts_at);
@@ -247,36 +232,16 @@ impl Store {
     /// How many seats of a schedule can be held at `now`: available, or held by a hold whose
     /// time has passed (the sweeper may not have run yet; that changes nothing here).
     pub async fn available_seats(&self, schedule_id: Uuid, now: DateTime<Utc>) -> Result<u32> {
-        let mut count = 0;
-        let mut start_key = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .filter_expression(
-                    "#status = :available OR (#status = :held AND hold_expires_at <= :now)",
-                )
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":pk", s(keys::schedule(schedule_id)))
-                .expression_attribute_values(":prefix", s(keys::SEAT_SK_PREFIX))
-                .expression_attribute_values(":available", s(SeatStatus::Available.as_str()))
-                .expression_attribute_values(":held", s(SeatStatus::Held.as_str()))
-                .expression_attribute_values(
-                    ":now",
-                    AttributeValue::N(now.timestamp_millis().to_string()),
-                )
-                .select(Select::Count)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|err| sdk_error("available_seats", err))?;
-            count += output.count.max(0) as u32;
-            start_key = output.last_evaluated_key;
-            if start_key.is_none() {
-                return Ok(count);
-            }
-        }
+        let values = [
+            (":available", s(SeatStatus::Available.as_str())),
+            (":held", s(SeatStatus::Held.as_str())),
+            (":now", millis(now)),
+        ];
+        self.count_seats(
+            schedule_id,
+            "#status = :available OR (#status = :held AND hold_expires_at <= :now)",
+            &values,
+        )
+        .await
     }
 }

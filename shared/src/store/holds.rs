@@ -7,11 +7,12 @@
 
 use super::catalog::{ConcertItem, ScheduleItem, SeatItem};
 use super::queue::{counter_key, token_key, CounterItem, TokenItem};
-use super::{from_item, keys, s, sdk_error, to_item, Item, Store};
+use super::{applied, from_item, keys, s, sdk_error, to_item, Item, Role, Store, Transaction};
 use crate::catalog::{Concert, Schedule, SeatState, SeatStatus};
 use crate::error::{DomainError, Result};
 use crate::queue::{QueueCounter, QueueToken};
 use crate::reservations::{Reservation, ReservationStatus};
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update,
 };
@@ -213,28 +214,11 @@ impl Store {
 
     /// Every seat of a schedule, by number.
     pub async fn seat_map(&self, schedule_id: Uuid) -> Result<Vec<SeatState>> {
-        let mut seats = Vec::new();
-        let mut start_key = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(keys::schedule(schedule_id)))
-                .expression_attribute_values(":prefix", s(keys::SEAT_SK_PREFIX))
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|err| sdk_error("seat_map", err))?;
-            for item in output.items.unwrap_or_default() {
-                seats.push(seat_state(from_item::<SeatItem>(item)?));
-            }
-            start_key = output.last_evaluated_key;
-            if start_key.is_none() {
-                return Ok(seats);
-            }
-        }
+        self.query_partition(keys::schedule(schedule_id), Some(keys::SEAT_SK_PREFIX))
+            .await?
+            .into_iter()
+            .map(|item| from_item::<SeatItem>(item).map(seat_state))
+            .collect()
     }
 
     /// The hold transaction (see the module comment). `token_id` must be the caller's ACTIVE
@@ -393,24 +377,42 @@ impl Store {
         reservation: &Reservation,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let close = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(reservation_key(
-                reservation.user_id,
-                reservation.reservation_id,
-            )))
-            .update_expression("SET #status = :released REMOVE gsi1pk, gsi1sk")
+        let mut last = Vec::new();
+        for attempt in 0..3u64 {
+            match self
+                .release_transaction(reservation, now)?
+                .run(self, "release_hold")
+                .await?
+            {
+                Ok(()) => return Ok(true),
+                Err(roles) if roles.contains(&Role::Reservation) => return Ok(false),
+                // A seat collided with someone's concurrent attempt to hold it (which fails,
+                // the seat being held): try again.
+                Err(roles) => last = roles,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10 * (attempt + 1))).await;
+        }
+        Err(DomainError::internal(format!("release failed on {last:?}")))
+    }
+
+    /// The items that release a live hold: the reservation RELEASED on condition it is HELD
+    /// and in time, each seat AVAILABLE on condition it is still held by it.
+    pub(crate) fn release_transaction(
+        &self,
+        reservation: &Reservation,
+        now: DateTime<Utc>,
+    ) -> Result<Transaction> {
+        let mut transaction = Transaction::new();
+        let close = self
+            .close_hold(reservation, ReservationStatus::Released)
             .condition_expression("#status = :held AND expires_at > :now")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":released", s(ReservationStatus::Released.as_str()))
-            .expression_attribute_values(":held", s(ReservationStatus::Held.as_str()))
             .expression_attribute_values(":now", millis(now))
             .build()
             .map_err(DomainError::internal)?;
-        let mut request = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(close).build());
+        transaction.push(
+            Role::Reservation,
+            TransactWriteItem::builder().update(close).build(),
+        );
         for seat_no in reservation.seat_nos() {
             let free = self.free_seat(
                 reservation.schedule_id,
@@ -418,15 +420,27 @@ impl Store {
                 reservation.reservation_id,
                 SeatStatus::Held,
             )?;
-            request = request.transact_items(TransactWriteItem::builder().update(free).build());
+            transaction.push(
+                Role::Seat,
+                TransactWriteItem::builder().update(free).build(),
+            );
         }
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(err) => match err.as_service_error().and_then(cancellation_reasons) {
-                Some(reasons) if reasons.iter().any(|(index, _)| *index == 0) => Ok(false),
-                _ => Err(sdk_error("release_hold", err)),
-            },
-        }
+        Ok(transaction)
+    }
+
+    /// An update that ends a HELD reservation as `to` and drops it from the live-hold index;
+    /// the caller adds the condition on time.
+    fn close_hold(&self, reservation: &Reservation, to: ReservationStatus) -> UpdateBuilder {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(reservation_key(
+                reservation.user_id,
+                reservation.reservation_id,
+            )))
+            .update_expression("SET #status = :to REMOVE gsi1pk, gsi1sk")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":held", s(ReservationStatus::Held.as_str()))
     }
 
     /// Live-hold index entries of one shard whose time has passed, oldest first.
@@ -470,52 +484,30 @@ impl Store {
                 reservation.reservation_id,
                 SeatStatus::Held,
             )?;
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(free.key))
-                .set_update_expression(Some(free.update_expression))
-                .set_condition_expression(free.condition_expression)
-                .set_expression_attribute_names(free.expression_attribute_names)
-                .set_expression_attribute_values(free.expression_attribute_values)
-                .send()
-                .await;
-            match result {
-                Ok(_) => {}
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-                Err(err) => return Err(sdk_error("expire_hold seat", err)),
-            }
+            // A seat someone else holds now fails the condition and is rightly left alone.
+            applied("expire_hold seat", self.update_item(free).send().await)?;
         }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(reservation_key(
-                reservation.user_id,
-                reservation.reservation_id,
-            )))
-            .update_expression("SET #status = :expired REMOVE gsi1pk, gsi1sk")
+        let close = self
+            .close_hold(reservation, ReservationStatus::Expired)
             .condition_expression("#status = :held AND expires_at <= :now")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":expired", s(ReservationStatus::Expired.as_str()))
-            .expression_attribute_values(":held", s(ReservationStatus::Held.as_str()))
             .expression_attribute_values(":now", millis(now))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(sdk_error("expire_hold", err)),
-        }
+            .build()
+            .map_err(DomainError::internal)?;
+        applied("expire_hold", self.update_item(close).send().await)
+    }
+
+    /// A transaction's `Update` as a single `UpdateItem` request, so one builder serves both.
+    fn update_item(
+        &self,
+        update: Update,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(update.table_name)
+            .set_key(Some(update.key))
+            .update_expression(update.update_expression)
+            .set_condition_expression(update.condition_expression)
+            .set_expression_attribute_names(update.expression_attribute_names)
+            .set_expression_attribute_values(update.expression_attribute_values)
     }
 }

@@ -20,8 +20,9 @@ use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 
 pub use catalog::ConcertPage;
+// `Role` is defined below; re-exported for the operations that read cancellation reasons.
 pub use holds::{HoldConflict, HoldContext, HOLD_SHARDS};
-pub use money::{CancelWrite, MoneyRole, PaymentContext, PaymentWrite, SalesCounters};
+pub use money::{CancelWrite, PaymentContext, PaymentWrite, SalesCounters};
 pub use queue::{Activation, Admission, AdmitConflict};
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -73,14 +74,126 @@ pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-/// A `TransactWriteItems` being built, each item tagged with the role it plays, so that a
-/// cancelled transaction can say which roles failed their condition.
-pub(crate) struct Transaction<R> {
-    items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
-    roles: Vec<R>,
+/// What an item of a transaction is, to read a cancelled transaction's reasons by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Account,
+    Ledger,
+    Idempotency,
+    Reservation,
+    Seat,
+    Payment,
+    QueueToken,
+    QueueCounter,
+    Sales,
 }
 
-impl<R: Copy> Transaction<R> {
+/// `Ok(true)` if a conditional write went through, `Ok(false)` if its condition failed.
+pub(crate) fn applied<O, E>(
+    operation: &'static str,
+    result: Result<O, SdkError<E>>,
+) -> Result<bool, DomainError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err)
+            if err.as_service_error().and_then(|e| e.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(sdk_error(operation, err)),
+    }
+}
+
+impl Store {
+    /// Every item of a partition (whose sort key starts with `prefix`, if given), following
+    /// pages to the end.
+    pub(crate) async fn query_partition(
+        &self,
+        pk: String,
+        prefix: Option<&str>,
+    ) -> Result<Vec<Item>, DomainError> {
+        let mut items = Vec::new();
+        let mut start_key = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .set_exclusive_start_key(start_key);
+            query = match prefix {
+                Some(prefix) => query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let output = query
+                .send()
+                .await
+                .map_err(|err| sdk_error("query_partition", err))?;
+            items.extend(output.items.unwrap_or_default());
+            start_key = output.last_evaluated_key;
+            if start_key.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// How many seats of a schedule pass `filter` (a filter expression over `#status`,
+    /// `hold_expires_at` and `values`): a `COUNT` query, which reads the partition but returns
+    /// no items.
+    pub(crate) async fn count_seats(
+        &self,
+        schedule_id: uuid::Uuid,
+        filter: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<u32, DomainError> {
+        let mut count = 0;
+        let mut start_key = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .filter_expression(filter)
+                .expression_attribute_names("#status", "status")
+                .set_expression_attribute_values(Some(
+                    values
+                        .iter()
+                        .map(|(name, value)| (name.to_string(), value.clone()))
+                        .chain([
+                            (":pk".to_owned(), s(keys::schedule(schedule_id))),
+                            (":prefix".to_owned(), s(keys::SEAT_SK_PREFIX)),
+                        ])
+                        .collect(),
+                ))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|err| sdk_error("count_seats", err))?;
+            count += output.count.max(0) as u32;
+            start_key = output.last_evaluated_key;
+            if start_key.is_none() {
+                return Ok(count);
+            }
+        }
+    }
+}
+
+/// A `TransactWriteItems` being built, each item tagged with the role it plays, so that a
+/// cancelled transaction can say which roles failed their condition.
+pub(crate) struct Transaction {
+    items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    roles: Vec<Role>,
+}
+
+impl Transaction {
     pub(crate) fn new() -> Self {
         Self {
             items: Vec::new(),
@@ -88,7 +201,7 @@ impl<R: Copy> Transaction<R> {
         }
     }
 
-    pub(crate) fn push(&mut self, role: R, item: aws_sdk_dynamodb::types::TransactWriteItem) {
+    pub(crate) fn push(&mut self, role: Role, item: aws_sdk_dynamodb::types::TransactWriteItem) {
         self.items.push(item);
         self.roles.push(role);
     }
@@ -99,7 +212,7 @@ impl<R: Copy> Transaction<R> {
         self,
         store: &Store,
         operation: &'static str,
-    ) -> Result<Result<(), Vec<R>>, DomainError> {
+    ) -> Result<Result<(), Vec<Role>>, DomainError> {
         let result = store
             .client
             .transact_write_items()

@@ -8,33 +8,17 @@ use super::catalog::ScheduleItem;
 use super::holds::{millis, reservation_key, seat_key, ReservationItem};
 use super::queue::{counter_key, token_key, CounterItem, TokenItem};
 use super::users::ProfileItem;
-use super::{cursor, from_item, keys, s, sdk_error, to_item, Item, Store, Transaction};
+use super::{cursor, from_item, keys, s, sdk_error, to_item, Item, Role, Store, Transaction};
 use crate::catalog::{Schedule, SeatStatus};
 use crate::error::{DomainError, Result};
 use crate::money::{Account, IdempotentOutcome, LedgerEntry, Payment, IDEMPOTENCY_TTL_SECONDS};
 use crate::queue::{QueueCounter, QueueToken};
 use crate::reservations::{Reservation, ReservationStatus};
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, Select, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use uuid::Uuid;
-
-/// What each item of a money transaction is, to read a cancellation's reasons by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MoneyRole {
-    Account,
-    Ledger,
-    Idempotency,
-    Reservation,
-    Seat,
-    Payment,
-    QueueToken,
-    QueueCounter,
-    Sales,
-}
 
 #[derive(Serialize, Deserialize)]
 struct LedgerItem {
@@ -234,16 +218,13 @@ impl Store {
         entry: &LedgerEntry,
         idempotency: Option<(&str, &IdempotentOutcome)>,
         now: DateTime<Utc>,
-    ) -> Result<Result<(), Vec<MoneyRole>>> {
+    ) -> Result<Result<(), Vec<Role>>> {
         let mut transaction = Transaction::new();
-        transaction.push(
-            MoneyRole::Account,
-            self.balance_change(user_id, read, after)?,
-        );
-        transaction.push(MoneyRole::Ledger, self.ledger_put(user_id, entry)?);
+        transaction.push(Role::Account, self.balance_change(user_id, read, after)?);
+        transaction.push(Role::Ledger, self.ledger_put(user_id, entry)?);
         if let Some((idempotency_key, outcome)) = idempotency {
             transaction.push(
-                MoneyRole::Idempotency,
+                Role::Idempotency,
                 self.idempotency_put(user_id, idempotency_key, outcome, now)?,
             );
         }
@@ -295,16 +276,16 @@ impl Store {
     /// The payment: debit, reservation CONFIRMED, seats BOOKED, payment and ledger entry and
     /// idempotency record written, queue token used up and its slot freed, sales counted. One
     /// transaction (at most 12 items).
-    pub async fn pay(&self, write: PaymentWrite<'_>) -> Result<Result<(), Vec<MoneyRole>>> {
+    pub async fn pay(&self, write: PaymentWrite<'_>) -> Result<Result<(), Vec<Role>>> {
         let reservation = write.reservation;
         let user_id = reservation.user_id;
         let mut transaction = Transaction::new();
         transaction.push(
-            MoneyRole::Account,
+            Role::Account,
             self.balance_change(user_id, write.read, write.after)?,
         );
         transaction.push(
-            MoneyRole::Reservation,
+            Role::Reservation,
             update(
                 Update::builder()
                     .table_name(&self.table)
@@ -331,7 +312,7 @@ impl Store {
         );
         for seat_no in reservation.seat_nos() {
             transaction.push(
-                MoneyRole::Seat,
+                Role::Seat,
                 update(
                     Update::builder()
                         .table_name(&self.table)
@@ -349,7 +330,7 @@ impl Store {
             );
         }
         transaction.push(
-            MoneyRole::Payment,
+            Role::Payment,
             put_new(
                 &self.table,
                 to_item(&PaymentItem {
@@ -360,9 +341,9 @@ impl Store {
                 })?,
             )?,
         );
-        transaction.push(MoneyRole::Ledger, self.ledger_put(user_id, write.entry)?);
+        transaction.push(Role::Ledger, self.ledger_put(user_id, write.entry)?);
         transaction.push(
-            MoneyRole::QueueToken,
+            Role::QueueToken,
             update(
                 Update::builder()
                     .table_name(&self.table)
@@ -379,11 +360,11 @@ impl Store {
             )?,
         );
         transaction.push(
-            MoneyRole::QueueCounter,
+            Role::QueueCounter,
             self.free_active_slot(reservation.concert_id, user_id)?,
         );
         transaction.push(
-            MoneyRole::Sales,
+            Role::Sales,
             self.sales_change(
                 reservation,
                 reservation.seats.len() as i64,
@@ -393,57 +374,25 @@ impl Store {
         );
         if let Some((idempotency_key, outcome)) = write.idempotency {
             transaction.push(
-                MoneyRole::Idempotency,
+                Role::Idempotency,
                 self.idempotency_put(user_id, idempotency_key, outcome, write.now)?,
             );
         }
         transaction.run(self, "pay").await
     }
 
-    /// "Insufficient balance: no payment, hold released": the reservation RELEASED, its seats
-    /// AVAILABLE and the 402 remembered under the idempotency key, all or none.
+    /// "Insufficient balance: no payment, hold released": the hold released as by its holder,
+    /// with the 402 remembered under the idempotency key, all or none.
     pub async fn decline_payment(
         &self,
         reservation: &Reservation,
         idempotency: Option<(&str, &IdempotentOutcome)>,
         now: DateTime<Utc>,
-    ) -> Result<Result<(), Vec<MoneyRole>>> {
-        let mut transaction = Transaction::new();
-        transaction.push(
-            MoneyRole::Reservation,
-            update(
-                Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(reservation_key(
-                        reservation.user_id,
-                        reservation.reservation_id,
-                    )))
-                    .update_expression("SET #status = :released REMOVE gsi1pk, gsi1sk")
-                    .condition_expression("#status = :held AND expires_at > :now")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(
-                        ":released",
-                        s(ReservationStatus::Released.as_str()),
-                    )
-                    .expression_attribute_values(":held", s(ReservationStatus::Held.as_str()))
-                    .expression_attribute_values(":now", millis(now)),
-            )?,
-        );
-        for seat_no in reservation.seat_nos() {
-            let free = self.free_seat(
-                reservation.schedule_id,
-                seat_no,
-                reservation.reservation_id,
-                SeatStatus::Held,
-            )?;
-            transaction.push(
-                MoneyRole::Seat,
-                TransactWriteItem::builder().update(free).build(),
-            );
-        }
+    ) -> Result<Result<(), Vec<Role>>> {
+        let mut transaction = self.release_transaction(reservation, now)?;
         if let Some((idempotency_key, outcome)) = idempotency {
             transaction.push(
-                MoneyRole::Idempotency,
+                Role::Idempotency,
                 self.idempotency_put(reservation.user_id, idempotency_key, outcome, now)?,
             );
         }
@@ -452,15 +401,12 @@ impl Store {
 
     /// Cancelling a booking: the reservation CANCELLED, its seats back on sale, the amount
     /// refunded with its ledger entry, sales counted back. One transaction.
-    pub async fn cancel_booking(
-        &self,
-        write: CancelWrite<'_>,
-    ) -> Result<Result<(), Vec<MoneyRole>>> {
+    pub async fn cancel_booking(&self, write: CancelWrite<'_>) -> Result<Result<(), Vec<Role>>> {
         let reservation = write.reservation;
         let user_id = reservation.user_id;
         let mut transaction = Transaction::new();
         transaction.push(
-            MoneyRole::Reservation,
+            Role::Reservation,
             update(
                 Update::builder()
                     .table_name(&self.table)
@@ -490,17 +436,17 @@ impl Store {
                 SeatStatus::Booked,
             )?;
             transaction.push(
-                MoneyRole::Seat,
+                Role::Seat,
                 TransactWriteItem::builder().update(free).build(),
             );
         }
         transaction.push(
-            MoneyRole::Account,
+            Role::Account,
             self.balance_change(user_id, write.read, write.after)?,
         );
-        transaction.push(MoneyRole::Ledger, self.ledger_put(user_id, write.entry)?);
+        transaction.push(Role::Ledger, self.ledger_put(user_id, write.entry)?);
         transaction.push(
-            MoneyRole::Sales,
+            Role::Sales,
             self.sales_change(
                 reservation,
                 -(reservation.seats.len() as i64),
@@ -616,69 +562,40 @@ impl Store {
         let mut found = false;
         let mut schedules = Vec::new();
         let mut sales = HashMap::new();
-        let mut start_key = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(keys::concert(concert_id)))
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|err| sdk_error("sales", err))?;
-            for item in output.items.unwrap_or_default() {
-                let sk = item
-                    .get(keys::SK)
-                    .and_then(|sk| sk.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                if sk == keys::CONCERT_SK {
-                    found = true;
-                } else if sk.starts_with(keys::SCHEDULE_SK_PREFIX) {
-                    schedules.push(from_item::<ScheduleItem>(item)?.schedule);
-                } else if sk.starts_with(keys::SALES_SK_PREFIX) {
-                    let item = from_item::<SalesItem>(item)?;
-                    sales.insert(item.schedule_id, item.counters);
-                }
-            }
-            start_key = output.last_evaluated_key;
-            if start_key.is_none() {
-                break;
+        for item in self
+            .query_partition(keys::concert(concert_id), None)
+            .await?
+        {
+            let sk = item
+                .get(keys::SK)
+                .and_then(|sk| sk.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            if sk == keys::CONCERT_SK {
+                found = true;
+            } else if sk.starts_with(keys::SCHEDULE_SK_PREFIX) {
+                schedules.push(from_item::<ScheduleItem>(item)?.schedule);
+            } else if sk.starts_with(keys::SALES_SK_PREFIX) {
+                let item = from_item::<SalesItem>(item)?;
+                sales.insert(item.schedule_id, item.counters);
             }
         }
         schedules.sort_by_key(|schedule| schedule.starts_at);
         Ok(found.then_some((schedules, sales)))
     }
 
-    /// Seats of a schedule under a live hold at `now` (a `COUNT` query of its partition).
+    /// Seats of a schedule under a live hold at `now`.
     pub async fn held_seats(&self, schedule_id: Uuid, now: DateTime<Utc>) -> Result<u32> {
-        let mut count = 0;
-        let mut start_key = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .filter_expression("#status = :held AND hold_expires_at > :now")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":pk", s(keys::schedule(schedule_id)))
-                .expression_attribute_values(":prefix", s(keys::SEAT_SK_PREFIX))
-                .expression_attribute_values(":held", s(SeatStatus::Held.as_str()))
-                .expression_attribute_values(":now", millis(now))
-                .select(Select::Count)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|err| sdk_error("held_seats", err))?;
-            count += output.count.max(0) as u32;
-            start_key = output.last_evaluated_key;
-            if start_key.is_none() {
-                return Ok(count);
-            }
-        }
+        let values = [
+            (":held", s(SeatStatus::Held.as_str())),
+            (":now", millis(now)),
+        ];
+        self.count_seats(
+            schedule_id,
+            "#status = :held AND hold_expires_at > :now",
+            &values,
+        )
+        .await
     }
 }
 

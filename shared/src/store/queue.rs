@@ -1,6 +1,6 @@
 //! Queue tokens and each concert's queue counter.
 
-use super::{from_item, keys, s, sdk_error, to_item, Item, Store};
+use super::{applied, from_item, keys, s, sdk_error, to_item, Item, Store};
 use crate::error::{DomainError, Result};
 use crate::queue::{AdmissionHistory, QueueCounter, QueueToken};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -227,17 +227,7 @@ impl Store {
             .expression_attribute_values(":now", millis(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(sdk_error("put_queue_token", err)),
-        }
+        applied("put_queue_token", result)
     }
 
     /// Ends a token (the holder left): the token becomes EXPIRED and its slot in the concert's
