@@ -375,7 +375,7 @@ impl Services {
         let mut passed_over: Vec<usize> = Vec::new();
         loop {
             let now = self.clock.now();
-            let (_, counter) = self.store.queue_state(concert_id, Uuid::nil()).await?;
+            let counter = self.store.queue_counter(concert_id).await?;
             let mut active = counter.live_active(now);
             let free = (self.config.queue_max_active as usize).saturating_sub(active.len());
             let mut admitted_up_to = counter.admitted_up_to;
@@ -433,7 +433,7 @@ impl Services {
 
     /// The live active slots of a concert, for tests and dashboards.
     pub async fn active_count(&self, concert_id: Uuid) -> Result<usize> {
-        let (_, counter) = self.store.queue_state(concert_id, Uuid::nil()).await?;
+        let counter = self.store.queue_counter(concert_id).await?;
         Ok(counter.live_active(self.clock.now()).len())
     }
 }

@@ -178,6 +178,25 @@ impl Store {
         Ok((token, counter))
     }
 
+    /// A concert's counter, read consistently (a default one if nobody has entered yet).
+    pub async fn queue_counter(&self, concert_id: Uuid) -> Result<QueueCounter> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(counter_key(concert_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| sdk_error("queue_counter", err))?;
+        Ok(output
+            .item
+            .map(from_item::<CounterItem>)
+            .transpose()?
+            .map(QueueCounter::from)
+            .unwrap_or_default())
+    }
+
     /// Takes the next number of a concert's line (an atomic counter) and returns it with the
     /// counter as it now stands.
     pub async fn next_queue_number(&self, concert_id: Uuid) -> Result<QueueCounter> {
