@@ -36,6 +36,20 @@ pub fn query(request: &Request, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The `Idempotency-Key` header. Present but not readable as text is refused rather than
+/// ignored: ignoring it would turn a client's retry into a second charge.
+pub fn idempotency_key(request: &Request) -> Result<Option<&str>, DomainError> {
+    match request.headers().get("idempotency-key") {
+        None => Ok(None),
+        Some(value) => value.to_str().map(Some).map_err(|_| {
+            DomainError::validation(
+                "Idempotency-Key",
+                "must be 1 to 64 visible ASCII characters",
+            )
+        }),
+    }
+}
+
 /// The `X-Queue-Token` header.
 pub fn queue_token(request: &Request) -> Option<&str> {
     header(request, "x-queue-token")

@@ -27,6 +27,11 @@ pub struct Config {
     /// The admitter's step: in AWS one scheduled run admits every this many seconds for a
     /// minute; locally the scheduler runs one step this often.
     pub admit_interval_seconds: i64,
+    /// How long the admitter hides a full concert's entrants before it looks at them again:
+    /// `ADMIT_HAND_BACK_SECONDS`, by default one step. 0 shows them again at once (more
+    /// receives, but no visibility timeouts: the local emulator mishandles those on FIFO
+    /// queues, so the local stack uses 0).
+    pub admit_hand_back_seconds: i64,
     pub admin_usernames: BTreeSet<String>,
     /// `QUEUE_URL`: the SQS FIFO queue that carries queue entrants to the admitter.
     pub queue_url: Option<String>,
@@ -73,6 +78,7 @@ impl Config {
                 }),
             },
         };
+        let admit_interval_seconds = number("ADMIT_INTERVAL_SECONDS", 10, 1, 60)?;
         let admin_usernames = get("ADMIN_USERNAMES")
             .unwrap_or_else(|| "admin".to_owned())
             .split(',')
@@ -89,7 +95,13 @@ impl Config {
             // which bounds how many can be active at once.
             queue_max_active: number("QUEUE_MAX_ACTIVE", 100, 1, 2_000)? as u32,
             queue_wait_ttl_seconds: number("QUEUE_WAIT_TTL_SECONDS", 21_600, 60, 604_800)?,
-            admit_interval_seconds: number("ADMIT_INTERVAL_SECONDS", 10, 1, 60)?,
+            admit_interval_seconds,
+            admit_hand_back_seconds: number(
+                "ADMIT_HAND_BACK_SECONDS",
+                admit_interval_seconds,
+                0,
+                60,
+            )?,
             admin_usernames,
             queue_url: get("QUEUE_URL"),
             event_bus_name: get("EVENT_BUS_NAME"),

@@ -98,6 +98,9 @@ impl TestApi {
             "TABLE_NAME" => Some(table.clone()),
             "JWT_SECRET" => Some(secret.clone()),
             "ADMIN_USERNAMES" => Some(ADMIN.to_owned()),
+            // As locally (see infra/local-stack/src/main.rs).
+            "ADMIT_INTERVAL_SECONDS" => Some("1".to_owned()),
+            "ADMIT_HAND_BACK_SECONDS" => Some("0".to_owned()),
             _ => None,
         })
         .expect("test config is valid");

@@ -363,3 +363,25 @@ fn sign(claims: &Value, secret: &str) -> String {
     )
     .unwrap()
 }
+
+#[tokio::test]
+async fn a_full_concert_should_not_hold_up_admission_to_another() {
+    let api = TestApi::start_with(|config| config.queue_max_active = 2).await;
+    let admin = api.admin().await;
+    let busy = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
+    let quiet = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
+    let busy_line = line_up(&api, &busy, 6).await;
+    let tokens = api.users("quiet", 2).await;
+    let mut quiet_line = Vec::new();
+    for token in tokens {
+        let place = api.enter(&token, &quiet).await;
+        quiet_line.push((token, id(&place, "queue_token")));
+    }
+    let report = api.admit().await;
+    assert_eq!(report.admitted, 4, "{report:?}");
+    assert_eq!(
+        statuses(&api, &busy_line).await,
+        ["ACTIVE", "ACTIVE", "WAITING", "WAITING", "WAITING", "WAITING"]
+    );
+    assert_eq!(statuses(&api, &quiet_line).await, ["ACTIVE", "ACTIVE"]);
+}

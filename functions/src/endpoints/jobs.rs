@@ -19,7 +19,11 @@ pub async fn admit_for_a_minute(services: &Services) -> JobResult {
     let started = Instant::now();
     loop {
         let step_started = Instant::now();
-        services.admit_step().await?;
+        // A failed step (a throttled request, say) must not end the minute's admissions: the
+        // next step starts from what is stored, whatever this one managed.
+        if let Err(err) = services.admit_step().await {
+            tracing::error!(error = %err, "admission step failed");
+        }
         if started.elapsed() + interval > RUN_FOR {
             return Ok(());
         }

@@ -16,7 +16,7 @@ pub async fn charge(services: &Services, request: Request) -> HandlerResult {
         services
             .charge(
                 &principal,
-                http::header(&request, "idempotency-key"),
+                http::idempotency_key(&request)?,
                 http::body(&request)?,
             )
             .await?,
@@ -62,7 +62,7 @@ pub async fn pay(services: &Services, request: Request) -> HandlerResult {
             .pay(
                 &principal,
                 http::queue_token(&request),
-                http::header(&request, "idempotency-key"),
+                http::idempotency_key(&request)?,
                 http::body(&request)?,
             )
             .await?,

@@ -26,6 +26,9 @@ async fn main() -> Result<(), local_stack::StartError> {
     let config = Config::from_lookup(|name| match name {
         "TABLE_NAME" => Some(env(name).unwrap_or_else(|| "ticketing".into())),
         "ADMIT_INTERVAL_SECONDS" => Some(env(name).unwrap_or_else(|| "1".into())),
+        // The emulator returns a FIFO group's messages out of order once their visibility
+        // timeout runs out, so locally the admitter hands messages back visible at once.
+        "ADMIT_HAND_BACK_SECONDS" => Some(env(name).unwrap_or_else(|| "0".into())),
         _ => env(name),
     })?;
     let template = PathBuf::from(env("TEMPLATE_PATH").unwrap_or_else(|| "template.yaml".into()));

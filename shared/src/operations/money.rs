@@ -195,9 +195,12 @@ impl Services {
         let key = idempotency_key(raw_key)?;
         let reservation_id = parse_id(&body.reservation_id)
             .ok_or_else(|| DomainError::validation("reservation_id", "must be a reservation id"))?;
-        let claims = self.admission_claims(principal, queue_token)?;
         let request = request_fingerprint("pay", &body);
-        self.idempotently(principal.user_id, key.as_deref(), &request, || {
+        // The queue token is checked inside the attempt, after the stored answer (if any) is
+        // looked up: a retry of a completed payment is answered even though paying used the
+        // token up and its JWT may have expired since.
+        self.idempotently(principal.user_id, key.as_deref(), &request, || async {
+            let claims = self.admission_claims(principal, queue_token)?;
             self.pay_once(
                 principal.user_id,
                 claims,
@@ -205,6 +208,7 @@ impl Services {
                 key.as_deref(),
                 &request,
             )
+            .await
         })
         .await
     }
@@ -257,7 +261,7 @@ impl Services {
                     let idempotency = key.map(|key| (key, &outcome));
                     match self
                         .store
-                        .decline_payment(&reservation, idempotency, now)
+                        .decline_payment(&reservation, account, idempotency, now)
                         .await?
                     {
                         Ok(()) => {
@@ -331,6 +335,9 @@ impl Services {
                 // The same key won a race with itself: `idempotently` answers what it answered.
                 return Err(DomainError::IdempotencyKeyReused);
             }
+            // Every role but the new payment item can change under us (or collide with a
+            // concurrent transaction on the same item, as two payments of one date do on its
+            // sales counter).
             let retryable = [
                 Role::Account,
                 Role::Ledger,
@@ -338,6 +345,7 @@ impl Services {
                 Role::QueueToken,
                 Role::QueueCounter,
                 Role::Seat,
+                Role::Sales,
             ];
             if !roles.iter().all(|role| retryable.contains(role)) {
                 return Err(DomainError::internal(format!(
@@ -369,13 +377,20 @@ impl Services {
             if reservation.starts_at <= now {
                 return Err(DomainError::BookingClosed("the show has already started"));
             }
-            let (entry, after) = account.apply(
-                EntryType::Refund,
-                reservation.amount,
-                Some(reservation.reservation_id),
-                new_id(),
-                now,
-            )?;
+            let (entry, after) = account
+                .apply(
+                    EntryType::Refund,
+                    reservation.amount,
+                    Some(reservation.reservation_id),
+                    new_id(),
+                    now,
+                )
+                .map_err(|_| {
+                    DomainError::validation(
+                        "balance",
+                        "the refund would take the balance over 100000000; spend some first",
+                    )
+                })?;
             let write = CancelWrite {
                 reservation: &reservation,
                 read: account,
@@ -402,7 +417,14 @@ impl Services {
                 }
                 Err(roles)
                     if roles.iter().all(|role| {
-                        matches!(role, Role::Account | Role::Ledger | Role::Reservation)
+                        matches!(
+                            role,
+                            Role::Account
+                                | Role::Ledger
+                                | Role::Reservation
+                                | Role::Seat
+                                | Role::Sales
+                        )
                     }) =>
                 {
                     backoff(attempt).await

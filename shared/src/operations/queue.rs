@@ -59,8 +59,9 @@ pub struct Admitted {
     pub claims: QueueClaims,
 }
 
-/// How many receive calls one admitter step makes at most (10 messages each).
-const MAX_RECEIVES_PER_STEP: usize = 50;
+/// Bounds on one admitter step: rounds, and receive calls (10 messages each) per round.
+const MAX_ROUNDS_PER_STEP: usize = 20;
+const MAX_RECEIVES_PER_ROUND: usize = 50;
 const QUEUE_TOKEN_HEADER_MISSING: &str = "an X-Queue-Token header is required";
 
 impl Services {
@@ -82,6 +83,12 @@ impl Services {
             .queue_state(concert_id, principal.user_id)
             .await?;
         if let Some(token) = existing.filter(|token| token.is_alive(now)) {
+            if token.status(now) == TokenStatus::Waiting {
+                // Sent again in case the first send was lost (a crash between writing the
+                // token and sending). SQS drops it as a duplicate within five minutes of the
+                // first; otherwise the admitter passes over whichever copy comes second.
+                self.entry_queue.send(&entrant_of(&token)).await?;
+            }
             return self.place(token, &counter, now, false);
         }
 
@@ -107,13 +114,7 @@ impl Services {
             let token = existing.ok_or_else(|| DomainError::internal("queue token vanished"))?;
             return self.place(token, &counter, now, false);
         }
-        let entrant = Entrant {
-            concert_id,
-            user_id: principal.user_id,
-            token_id: token.token_id,
-            number: token.number,
-        };
-        if let Err(err) = self.entry_queue.send(&entrant).await {
+        if let Err(err) = self.entry_queue.send(&entrant_of(&token)).await {
             // Without its message the token would wait forever: end it, so that trying again
             // gives a fresh place instead of this dead one.
             let _ = self
@@ -303,13 +304,27 @@ impl Services {
         }
     }
 
-    /// One admission step: takes entrants off the FIFO queue in order and activates them while
-    /// their concert has free slots. Safe to run concurrently with itself (every counter write
-    /// is conditional on the version read).
+    /// One admission step: takes entrants off the FIFO queue and activates them, in number
+    /// order, while their concert has free slots. Safe to run concurrently with itself (every
+    /// counter write is conditional on the version read).
+    ///
+    /// A step works in rounds. Each round first gathers every message it can see (SQS shows a
+    /// concert's line a head at a time; the local emulator may show all of it, and out of
+    /// order after hand-backs), then admits each concert's entrants sorted by number, deletes
+    /// the handled messages and hands the rest back until the next step. Deleting unblocks the
+    /// concert's group, so the next round sees its next entrants; a round that handles nothing
+    /// ends the step.
     pub async fn admit_step(&self) -> Result<AdmitReport> {
         let mut report = AdmitReport::default();
-        for _ in 0..MAX_RECEIVES_PER_STEP {
-            let received = self.entry_queue.receive().await?;
+        for _ in 0..MAX_ROUNDS_PER_STEP {
+            let mut received = Vec::new();
+            for _ in 0..MAX_RECEIVES_PER_ROUND {
+                let batch = self.entry_queue.receive().await?;
+                if batch.is_empty() {
+                    break;
+                }
+                received.extend(batch);
+            }
             if received.is_empty() {
                 break;
             }
@@ -333,7 +348,6 @@ impl Services {
             }
             let mut progress = false;
             for (concert_id, mut entrants) in by_concert {
-                // SQS keeps a group in order; sorting also repairs an emulator that does not.
                 entrants.sort_by_key(|(entrant, _)| entrant.number);
                 let outcome = self.admit_concert(concert_id, entrants).await?;
                 progress |= !outcome.done.is_empty();
@@ -341,15 +355,16 @@ impl Services {
                 report.passed_over += outcome.passed_over;
                 report.deferred += outcome.deferred.len();
                 self.entry_queue.delete(&outcome.done).await?;
-                // Handed back at once, in order: the concert's group stays blocked behind them,
-                // and the next step (or a slot freed meanwhile) takes them up.
+                // Handed back until the next step (ADMIT_HAND_BACK_SECONDS): the full concert's
+                // group stays blocked behind them, in order, while other concerts move, and
+                // each waiting message is received about once a step.
                 for receipt in &outcome.deferred {
-                    self.entry_queue.hand_back(receipt, 0).await?;
+                    self.entry_queue
+                        .hand_back(receipt, self.config.admit_hand_back_seconds as i32)
+                        .await?;
                 }
             }
             if !progress {
-                // Everything received belongs to full concerts; what comes next would be the
-                // same messages again.
                 break;
             }
         }
@@ -435,6 +450,15 @@ impl Services {
     pub async fn active_count(&self, concert_id: Uuid) -> Result<usize> {
         let counter = self.store.queue_counter(concert_id).await?;
         Ok(counter.live_active(self.clock.now()).len())
+    }
+}
+
+fn entrant_of(token: &QueueToken) -> Entrant {
+    Entrant {
+        concert_id: token.concert_id,
+        user_id: token.user_id,
+        token_id: token.token_id,
+        number: token.number,
     }
 }
 

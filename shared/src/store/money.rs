@@ -14,7 +14,9 @@ use crate::error::{DomainError, Result};
 use crate::money::{Account, IdempotentOutcome, LedgerEntry, Payment, IDEMPOTENCY_TTL_SECONDS};
 use crate::queue::{QueueCounter, QueueToken};
 use crate::reservations::{Reservation, ReservationStatus};
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -383,13 +385,34 @@ impl Store {
 
     /// "Insufficient balance: no payment, hold released": the hold released as by its holder,
     /// with the 402 remembered under the idempotency key, all or none.
+    ///
+    /// The decision rests on the balance read, so the account is checked unchanged in the same
+    /// transaction: a charge that lands meanwhile makes this fail (and the payment re-read).
     pub async fn decline_payment(
         &self,
         reservation: &Reservation,
+        read: Account,
         idempotency: Option<(&str, &IdempotentOutcome)>,
         now: DateTime<Utc>,
     ) -> Result<Result<(), Vec<Role>>> {
         let mut transaction = self.release_transaction(reservation, now)?;
+        let unchanged = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::user(reservation.user_id),
+                keys::USER_PROFILE,
+            )))
+            .condition_expression("ledger_seq = :seq AND balance = :balance")
+            .expression_attribute_values(":seq", n(read.ledger_seq))
+            .expression_attribute_values(":balance", n(read.balance))
+            .build()
+            .map_err(DomainError::internal)?;
+        transaction.push(
+            Role::Account,
+            TransactWriteItem::builder()
+                .condition_check(unchanged)
+                .build(),
+        );
         if let Some((idempotency_key, outcome)) = idempotency {
             transaction.push(
                 Role::Idempotency,

@@ -1,15 +1,17 @@
 //! Queue tokens and each concert's queue counter.
 
-use super::{applied, from_item, keys, s, sdk_error, to_item, Item, Store};
+use super::holds::cancellation_reasons;
+use super::{applied, from_item, keys, s, sdk_error, to_item, Item, Role, Store, Transaction};
 use crate::error::{DomainError, Result};
 use crate::queue::{AdmissionHistory, QueueCounter, QueueToken};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, ReturnValue, TransactWriteItem, Update,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::time::Duration;
 use uuid::Uuid;
 
 #[derive(Serialize, Deserialize)]
@@ -111,22 +113,6 @@ pub(crate) fn counter_key(concert_id: Uuid) -> Item {
     ])
 }
 
-/// Index of each reason that is a failed condition.
-fn failed_conditions(err: &TransactWriteItemsError) -> Option<Vec<usize>> {
-    match err {
-        TransactWriteItemsError::TransactionCanceledException(cancelled) => Some(
-            cancelled
-                .cancellation_reasons()
-                .iter()
-                .enumerate()
-                .filter(|(_, reason)| reason.code() == Some("ConditionalCheckFailed"))
-                .map(|(index, _)| index)
-                .collect(),
-        ),
-        _ => None,
-    }
-}
-
 impl Store {
     /// The user's token for a concert and the concert's counter, in one consistent read.
     pub async fn queue_state(
@@ -200,23 +186,41 @@ impl Store {
     /// Takes the next number of a concert's line (an atomic counter) and returns it with the
     /// counter as it now stands.
     pub async fn next_queue_number(&self, concert_id: Uuid) -> Result<QueueCounter> {
-        let output = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(counter_key(concert_id)))
-            // `active` must exist for the `REMOVE active.#user` of leaving and paying.
-            .update_expression("SET active = if_not_exists(active, :empty) ADD last_number :one")
-            .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|err| sdk_error("next_queue_number", err))?;
-        let item = output
-            .attributes
-            .ok_or_else(|| DomainError::internal("next_queue_number: no attributes returned"))?;
-        Ok(from_item::<CounterItem>(item)?.into())
+        for attempt in 0..5u64 {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(counter_key(concert_id)))
+                // `active` must exist for the `REMOVE active.#user` of leaving and paying.
+                .update_expression(
+                    "SET active = if_not_exists(active, :empty) ADD last_number :one",
+                )
+                .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
+                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match result {
+                Ok(output) => {
+                    let item = output.attributes.ok_or_else(|| {
+                        DomainError::internal("next_queue_number: no attributes returned")
+                    })?;
+                    return Ok(from_item::<CounterItem>(item)?.into());
+                }
+                // A transaction (the admitter's, a payment's) holds the counter this instant.
+                Err(err)
+                    if err.as_service_error().and_then(|e| e.code())
+                        == Some("TransactionConflictException") =>
+                {
+                    tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
+                }
+                Err(err) => return Err(sdk_error("next_queue_number", err)),
+            }
+        }
+        Err(DomainError::internal(
+            "next_queue_number: the counter stayed busy",
+        ))
     }
 
     /// Writes a new token unless the user still holds a live place for this concert. Returns
@@ -258,20 +262,26 @@ impl Store {
         user_id: Uuid,
         token_id: Uuid,
     ) -> Result<bool> {
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(self.end_token_update(concert_id, user_id, token_id)?)
-            .transact_items(self.free_active_slot(concert_id, user_id)?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => match err.as_service_error().and_then(failed_conditions) {
-                Some(failed) if failed == [0] => Ok(false),
-                _ => Err(sdk_error("end_queue_token", err)),
-            },
+        for attempt in 0..5u64 {
+            let mut transaction = Transaction::new();
+            transaction.push(
+                Role::QueueToken,
+                self.end_token_update(concert_id, user_id, token_id)?,
+            );
+            transaction.push(
+                Role::QueueCounter,
+                self.free_active_slot(concert_id, user_id)?,
+            );
+            match transaction.run(self, "end_queue_token").await? {
+                Ok(()) => return Ok(true),
+                Err(failed) if failed.contains(&Role::QueueToken) => return Ok(false),
+                // The counter is busy (the admitter, a payment): try again.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10 << attempt)).await,
+            }
         }
+        Err(DomainError::internal(
+            "end_queue_token: the counter stayed busy",
+        ))
     }
 
     /// The transaction item that marks a token EXPIRED, on condition it is still `token_id`.
@@ -391,11 +401,22 @@ impl Store {
         }
         match request.send().await {
             Ok(_) => Ok(Ok(())),
-            Err(err) => match err.as_service_error().and_then(failed_conditions) {
-                Some(failed) if failed.contains(&0) => Ok(Err(AdmitConflict::CounterChanged)),
-                Some(failed) if !failed.is_empty() => Ok(Err(AdmitConflict::NotWaiting(
-                    failed.into_iter().map(|index| index - 1).collect(),
-                ))),
+            Err(err) => match err.as_service_error().and_then(cancellation_reasons) {
+                // A token that failed its condition is no longer waiting: pass it over. Anything
+                // else (the counter changed or was busy, a token was being written at the same
+                // moment) means: read again and retry.
+                Some(reasons) if !reasons.is_empty() => {
+                    let not_waiting: Vec<usize> = reasons
+                        .iter()
+                        .filter(|(index, code)| *index > 0 && code == "ConditionalCheckFailed")
+                        .map(|(index, _)| index - 1)
+                        .collect();
+                    if not_waiting.is_empty() {
+                        Ok(Err(AdmitConflict::CounterChanged))
+                    } else {
+                        Ok(Err(AdmitConflict::NotWaiting(not_waiting)))
+                    }
+                }
                 _ => Err(sdk_error("admit", err)),
             },
         }

@@ -57,28 +57,33 @@ impl Store {
                 .map(|put| TransactWriteItem::builder().put(put).build())
                 .map_err(DomainError::internal)
         };
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(put(username_item)?)
-            .transact_items(put(profile_item)?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                    if cancelled
-                        .cancellation_reasons()
-                        .first()
-                        .and_then(|reason| reason.code())
-                        == Some("ConditionalCheckFailed") =>
+        for attempt in 0..5u64 {
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(put(username_item.clone())?)
+                .transact_items(put(profile_item.clone())?)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(err)
+                    if matches!(
+                        err.as_service_error(),
+                        Some(TransactWriteItemsError::TransactionCanceledException(_))
+                    ) =>
                 {
-                    Err(DomainError::UsernameTaken)
+                    // Taken, or another signup for the same name is in flight: which one, the
+                    // username item says.
+                    if self.credentials(&user.username).await?.is_some() {
+                        return Err(DomainError::UsernameTaken);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
                 }
-                _ => Err(sdk_error("create_user", err)),
-            },
+                Err(err) => return Err(sdk_error("create_user", err)),
+            }
         }
+        Err(DomainError::internal("create_user: kept colliding"))
     }
 
     pub async fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
