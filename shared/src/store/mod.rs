@@ -20,7 +20,6 @@ use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 
 pub use catalog::ConcertPage;
-// `Role` is defined below; re-exported for the operations that read cancellation reasons.
 pub use holds::{HoldConflict, HoldContext, HOLD_SHARDS};
 pub use money::{CancelWrite, PaymentContext, PaymentWrite, SalesCounters};
 pub use queue::{Activation, Admission, AdmitConflict};
