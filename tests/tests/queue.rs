@@ -76,7 +76,16 @@ async fn positions_should_follow_entry_order() {
 
 /// Enters `count` users in order; returns (access token, queue token) per user.
 async fn line_up(api: &TestApi, concert_id: &str, count: usize) -> Vec<(String, String)> {
-    let tokens = api.users("fan", count).await;
+    line_up_as(api, "fan", concert_id, count).await
+}
+
+async fn line_up_as(
+    api: &TestApi,
+    prefix: &str,
+    concert_id: &str,
+    count: usize,
+) -> Vec<(String, String)> {
+    let tokens = api.users(prefix, count).await;
     let mut line = Vec::new();
     for token in tokens {
         let place = api.enter(&token, concert_id).await;
@@ -371,12 +380,7 @@ async fn a_full_concert_should_not_hold_up_admission_to_another() {
     let busy = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
     let quiet = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
     let busy_line = line_up(&api, &busy, 6).await;
-    let tokens = api.users("quiet", 2).await;
-    let mut quiet_line = Vec::new();
-    for token in tokens {
-        let place = api.enter(&token, &quiet).await;
-        quiet_line.push((token, id(&place, "queue_token")));
-    }
+    let quiet_line = line_up_as(&api, "quiet", &quiet, 2).await;
     let report = api.admit().await;
     assert_eq!(report.admitted, 4, "{report:?}");
     assert_eq!(
