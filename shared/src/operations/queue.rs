@@ -69,19 +69,17 @@ impl Services {
     pub async fn enter_queue(&self, principal: &Principal, body: EnterQueue) -> Result<Place> {
         let concert_id = parse_id(&body.concert_id)
             .ok_or_else(|| DomainError::validation("concert_id", "must be a concert id"))?;
-        let concert = self
+        // The concert, the caller's token and the line's counter: one read.
+        let snapshot = self
             .store
-            .concert(concert_id)
-            .await?
-            .ok_or(DomainError::NotFound("concert"))?;
+            .queue_snapshot(concert_id, principal.user_id, true)
+            .await?;
+        let concert = snapshot.concert.ok_or(DomainError::NotFound("concert"))?;
         let now = self.clock.now();
         if concert.status(now) != ConcertStatus::BookingOpen {
             return Err(DomainError::BookingClosed("the concert is not on sale"));
         }
-        let (existing, counter) = self
-            .store
-            .queue_state(concert_id, principal.user_id)
-            .await?;
+        let (existing, counter) = (snapshot.token, snapshot.counter);
         if let Some(token) = existing.filter(|token| token.is_alive(now)) {
             if token.status(now) == TokenStatus::Waiting {
                 // Sent again in case the first send was lost (a crash between writing the

@@ -26,10 +26,11 @@ impl Services {
     ) -> Result<(Uuid, Vec<SeatState>)> {
         let claims = self.admission_claims(principal, queue_token)?;
         let schedule_id = parse_id(raw_schedule_id).ok_or(DomainError::NotFound("schedule"))?;
-        let (queue_state, seats, concert) = tokio::try_join!(
-            self.store.queue_state(claims.cid, principal.user_id),
+        // The token, the counter and the concert in one read, the seats in another, together.
+        let (snapshot, seats) = tokio::try_join!(
+            self.store
+                .queue_snapshot(claims.cid, principal.user_id, true),
             self.store.seat_map(schedule_id),
-            self.store.concert(claims.cid),
         )?;
         let Some(first) = seats.first() else {
             return Err(DomainError::NotFound("schedule"));
@@ -39,10 +40,9 @@ impl Services {
                 "the queue token is for another concert",
             ));
         }
-        let (token, counter) = queue_state;
-        self.check_admitted(claims, token, &counter)?;
+        self.check_admitted(claims, snapshot.token, &snapshot.counter)?;
         let now = self.clock.now();
-        if concert.map(|c| c.status(now)) != Some(ConcertStatus::BookingOpen) {
+        if snapshot.concert.map(|c| c.status(now)) != Some(ConcertStatus::BookingOpen) {
             return Err(DomainError::BookingClosed("the concert is not on sale"));
         }
         Ok((schedule_id, seats))

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 pub use catalog::ConcertPage;
 pub use holds::{HoldConflict, HoldContext, HOLD_SHARDS};
 pub use money::{CancelWrite, PaymentContext, PaymentWrite, SalesCounters};
-pub use queue::{Activation, Admission, AdmitConflict};
+pub use queue::{Activation, Admission, AdmitConflict, QueueSnapshot};
 
 pub type Item = HashMap<String, AttributeValue>;
 

@@ -1,7 +1,9 @@
 //! Queue tokens and each concert's queue counter.
 
+use super::catalog::ConcertItem;
 use super::holds::cancellation_reasons;
 use super::{applied, from_item, keys, s, sdk_error, to_item, Item, Role, Store, Transaction};
+use crate::catalog::Concert;
 use crate::error::{DomainError, Result};
 use crate::queue::{AdmissionHistory, QueueCounter, QueueToken};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -67,6 +69,14 @@ impl From<CounterItem> for QueueCounter {
     }
 }
 
+/// A user's place for a concert as one read sees it.
+#[derive(Debug, Default)]
+pub struct QueueSnapshot {
+    pub concert: Option<Concert>,
+    pub token: Option<QueueToken>,
+    pub counter: QueueCounter,
+}
+
 /// One admission by the admitter: the token to activate and until when.
 pub struct Activation {
     pub user_id: Uuid,
@@ -120,48 +130,48 @@ impl Store {
         concert_id: Uuid,
         user_id: Uuid,
     ) -> Result<(Option<QueueToken>, QueueCounter)> {
-        let output = self
-            .client
-            .batch_get_item()
-            .request_items(
-                &self.table,
-                KeysAndAttributes::builder()
-                    .keys(token_key(concert_id, user_id))
-                    .keys(counter_key(concert_id))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(DomainError::internal)?,
-            )
-            .send()
-            .await
-            .map_err(|err| sdk_error("queue_state", err))?;
-        if output
-            .unprocessed_keys
-            .as_ref()
-            .is_some_and(|keys| !keys.is_empty())
-        {
-            // Two small items never exceed the limits; this is throttling. Let the client retry.
-            return Err(DomainError::internal("queue_state: unprocessed keys"));
+        let snapshot = self.queue_snapshot(concert_id, user_id, false).await?;
+        Ok((snapshot.token, snapshot.counter))
+    }
+
+    /// The user's token for a concert, the concert's counter and, if asked, the concert item:
+    /// one consistent `BatchGetItem`.
+    pub async fn queue_snapshot(
+        &self,
+        concert_id: Uuid,
+        user_id: Uuid,
+        with_concert: bool,
+    ) -> Result<QueueSnapshot> {
+        let mut request = KeysAndAttributes::builder()
+            .keys(token_key(concert_id, user_id))
+            .keys(counter_key(concert_id))
+            .consistent_read(true);
+        if with_concert {
+            request = request.keys(HashMap::from([
+                (keys::PK.to_owned(), s(keys::concert(concert_id))),
+                (keys::SK.to_owned(), s(keys::CONCERT_SK)),
+            ]));
         }
-        let mut token = None;
-        let mut counter = QueueCounter::default();
-        for item in output
-            .responses
-            .and_then(|mut responses| responses.remove(&self.table))
-            .unwrap_or_default()
-        {
+        let items = self
+            .batch_get(request.build().map_err(DomainError::internal)?)
+            .await?;
+        let mut snapshot = QueueSnapshot::default();
+        for item in items {
             match item
                 .get(keys::SK)
                 .and_then(|sk| sk.as_s().ok())
                 .map(String::as_str)
             {
                 Some(keys::QUEUE_TOKEN_SK) => {
-                    token = Some(from_item::<TokenItem>(item)?.token);
+                    snapshot.token = Some(from_item::<TokenItem>(item)?.token);
                 }
-                _ => counter = from_item::<CounterItem>(item)?.into(),
+                Some(keys::CONCERT_SK) => {
+                    snapshot.concert = Some(from_item::<ConcertItem>(item)?.concert);
+                }
+                _ => snapshot.counter = from_item::<CounterItem>(item)?.into(),
             }
         }
-        Ok((token, counter))
+        Ok(snapshot)
     }
 
     /// A concert's counter, read consistently (a default one if nobody has entered yet).
