@@ -1,7 +1,7 @@
 //! Concerts, schedules and seat maps.
 
 use super::holds::millis;
-use super::{cursor, from_item, keys, s, sdk_error, to_item, Item, Store};
+use super::{cursor, from_item, keys, s, sdk_error, sort_key, to_item, Item, Store};
 use crate::catalog::{Concert, Schedule, Seat, SeatStatus};
 use crate::error::{DomainError, Result};
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
@@ -216,10 +216,9 @@ impl Store {
             .query_partition(keys::concert(concert_id), None)
             .await?
         {
-            let sk = item.get(keys::SK).and_then(|sk| sk.as_s().ok()).cloned();
-            match sk.as_deref() {
-                Some(keys::CONCERT_SK) => concert = Some(from_item::<ConcertItem>(item)?.concert),
-                Some(sk) if sk.starts_with(keys::SCHEDULE_SK_PREFIX) => {
+            match sort_key(&item).as_str() {
+                keys::CONCERT_SK => concert = Some(from_item::<ConcertItem>(item)?.concert),
+                sk if sk.starts_with(keys::SCHEDULE_SK_PREFIX) => {
                     schedules.push(from_item::<ScheduleItem>(item)?.schedule)
                 }
                 _ => {}

@@ -7,7 +7,9 @@
 
 use super::catalog::{ConcertItem, ScheduleItem, SeatItem};
 use super::queue::{counter_key, token_key, CounterItem, TokenItem};
-use super::{applied, from_item, keys, s, sdk_error, to_item, Item, Role, Store, Transaction};
+use super::{
+    applied, from_item, keys, s, sdk_error, sort_key, to_item, Item, Role, Store, Transaction,
+};
 use crate::catalog::{Concert, Schedule, SeatState, SeatStatus};
 use crate::error::{DomainError, Result};
 use crate::queue::{QueueCounter, QueueToken};
@@ -154,11 +156,7 @@ impl Store {
             counter: QueueCounter::default(),
         };
         for item in items {
-            let sk = item
-                .get(keys::SK)
-                .and_then(|sk| sk.as_s().ok())
-                .cloned()
-                .unwrap_or_default();
+            let sk = sort_key(&item);
             match sk.as_str() {
                 keys::CONCERT_SK => context.concert = Some(from_item::<ConcertItem>(item)?.concert),
                 keys::QUEUE_TOKEN_SK => context.token = Some(from_item::<TokenItem>(item)?.token),

@@ -69,6 +69,14 @@ pub(crate) fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T,
     serde_dynamo::from_item(item).map_err(DomainError::internal)
 }
 
+/// An item's sort key ("" if it has none), which says what kind of item it is.
+pub(crate) fn sort_key(item: &Item) -> String {
+    item.get(keys::SK)
+        .and_then(|sk| sk.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }

@@ -8,7 +8,9 @@ use super::catalog::ScheduleItem;
 use super::holds::{millis, reservation_key, seat_key, ReservationItem};
 use super::queue::{counter_key, token_key, CounterItem, TokenItem};
 use super::users::ProfileItem;
-use super::{cursor, from_item, keys, s, sdk_error, to_item, Item, Role, Store, Transaction};
+use super::{
+    cursor, from_item, keys, s, sdk_error, sort_key, to_item, Item, Role, Store, Transaction,
+};
 use crate::catalog::{Schedule, SeatStatus};
 use crate::error::{DomainError, Result};
 use crate::money::{Account, IdempotentOutcome, LedgerEntry, Payment, IDEMPOTENCY_TTL_SECONDS};
@@ -255,11 +257,7 @@ impl Store {
             counter: QueueCounter::default(),
         };
         for item in self.batch_get(request).await? {
-            let sk = item
-                .get(keys::SK)
-                .and_then(|sk| sk.as_s().ok())
-                .cloned()
-                .unwrap_or_default();
+            let sk = sort_key(&item);
             match sk.as_str() {
                 keys::USER_PROFILE => {
                     context.account = Some(account_of(&from_item::<ProfileItem>(item)?));
@@ -589,11 +587,7 @@ impl Store {
             .query_partition(keys::concert(concert_id), None)
             .await?
         {
-            let sk = item
-                .get(keys::SK)
-                .and_then(|sk| sk.as_s().ok())
-                .cloned()
-                .unwrap_or_default();
+            let sk = sort_key(&item);
             if sk == keys::CONCERT_SK {
                 found = true;
             } else if sk.starts_with(keys::SCHEDULE_SK_PREFIX) {

@@ -2,7 +2,9 @@
 
 use super::catalog::ConcertItem;
 use super::holds::cancellation_reasons;
-use super::{applied, from_item, keys, s, sdk_error, to_item, Item, Role, Store, Transaction};
+use super::{
+    applied, from_item, keys, s, sdk_error, sort_key, to_item, Item, Role, Store, Transaction,
+};
 use crate::catalog::Concert;
 use crate::error::{DomainError, Result};
 use crate::queue::{AdmissionHistory, QueueCounter, QueueToken};
@@ -157,15 +159,11 @@ impl Store {
             .await?;
         let mut snapshot = QueueSnapshot::default();
         for item in items {
-            match item
-                .get(keys::SK)
-                .and_then(|sk| sk.as_s().ok())
-                .map(String::as_str)
-            {
-                Some(keys::QUEUE_TOKEN_SK) => {
+            match sort_key(&item).as_str() {
+                keys::QUEUE_TOKEN_SK => {
                     snapshot.token = Some(from_item::<TokenItem>(item)?.token);
                 }
-                Some(keys::CONCERT_SK) => {
+                keys::CONCERT_SK => {
                     snapshot.concert = Some(from_item::<ConcertItem>(item)?.concert);
                 }
                 _ => snapshot.counter = from_item::<CounterItem>(item)?.into(),
