@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+#
+# infra/perf.sh — the performance instruments. Each builds what it needs (release profile),
+# starts its own emulators on free loopback ports, prints its figures and writes them into its
+# section of docs/PERFORMANCE.md (PERF_WRITE=0: print only).
+#
+#   infra/perf.sh cold-start [--runs 5] [--only a,b]  init, first invocation and peak memory of
+#                                                      every Lambda binary, beside a hello-world
+#   infra/perf.sh calls                                AWS requests and round trips per endpoint
+#   infra/perf.sh onsale [--fans 500] [--seats 200] [--dates 1] [--seconds 300]
+#                                                      the on-sale run: outcomes, double bookings,
+#                                                      5xx, latency, money check, partition heat,
+#                                                      CPU split
+#   infra/perf.sh all                                  the three, in that order
+#
+# The on-sale run serves the API with the local stack (release build) behind which a meter
+# (`perf meter`) counts every AWS request on its way to the emulators. Its settings can be
+# changed through the environment as for infra/run-local.sh; it defaults HOLD_TTL_SECONDS to 15
+# so that abandoned holds expire while the run goes on.
+
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+doc="$root/docs/PERFORMANCE.md"
+write=()
+if [[ ${PERF_WRITE:-1} != 0 ]]; then write=(--write "$doc"); fi
+target="${CARGO_TARGET_DIR:-$root/target}"
+
+say() { echo "[perf] $*" >&2; }
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+state=""
+pids=()
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    pids=()
+    if [[ -n $state ]]; then
+        infra/emulators.sh stop "$state"
+        rm -rf "$state"
+        state=""
+    fi
+}
+trap cleanup EXIT
+
+emulators() {
+    state="$(mktemp -d "${TMPDIR:-/tmp}/ticketing-perf.XXXXXX")"
+    infra/emulators.sh start "$state" >/dev/null
+    # shellcheck disable=SC1091
+    source "$state/env"
+}
+
+cold_start() {
+    say "building every function and the hello-world floor (release profile)"
+    cargo build --release --quiet -p functions --bins -p hello-lambda -p perf
+    emulators
+    "$target/release/perf" cold-start --bin-dir "$target/release" "${write[@]}" "$@"
+    cleanup
+}
+
+calls() {
+    say "building the calls walk"
+    cargo build --release --quiet -p perf
+    emulators
+    "$target/release/perf" calls "${write[@]}" "$@"
+    cleanup
+}
+
+onsale() {
+    say "building the local stack, the meter and the load tool (release profile)"
+    cargo build --release --quiet -p local-stack -p perf -p load
+    emulators
+    local meter_port api_port
+    meter_port="$(free_port)"
+    api_port="$(free_port)"
+    "$target/release/perf" meter --port "$meter_port" >"$state/meter.log" 2>&1 &
+    pids+=($!)
+    local meter_pid=$!
+    (
+        export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$meter_port"
+        export AWS_ENDPOINT_URL="http://127.0.0.1:$meter_port"
+        export PORT="$api_port" SEED_DEMO=0 RUST_LOG="${RUST_LOG:-warn}"
+        export HOLD_TTL_SECONDS="${HOLD_TTL_SECONDS:-15}"
+        JWT_SECRET="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+        export JWT_SECRET
+        exec "$target/release/local-stack"
+    ) >"$state/local-stack.log" 2>&1 &
+    pids+=($!)
+    local stack_pid=$!
+    local i
+    for ((i = 0; i < 300; i++)); do
+        if curl -fsS "http://127.0.0.1:$api_port/health" >/dev/null 2>&1; then break; fi
+        if ! kill -0 "$stack_pid" 2>/dev/null; then
+            cat "$state/local-stack.log" >&2
+            say "the local stack exited"
+            exit 1
+        fi
+        sleep 0.2
+    done
+    say "API on http://127.0.0.1:$api_port, meter on http://127.0.0.1:$meter_port"
+    "$target/release/load" --url "http://127.0.0.1:$api_port" \
+        --meter "http://127.0.0.1:$meter_port" \
+        --cpu "local stack (our handlers)=$stack_pid,DynamoDB Local=$(cat "$state/dynamodb.pid"),moto (SQS, EventBridge)=$(cat "$state/moto.pid"),meter=$meter_pid" \
+        "${write[@]}" "$@"
+    cleanup
+}
+
+command="${1:-}"
+[[ $# -gt 0 ]] && shift
+case $command in
+cold-start) cold_start "$@" ;;
+calls) calls "$@" ;;
+onsale) onsale "$@" ;;
+all)
+    cold_start
+    calls
+    onsale "$@"
+    ;;
+*)
+    sed -n '3,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+    ;;
+esac

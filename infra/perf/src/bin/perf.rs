@@ -1,0 +1,276 @@
+//! `perf`: the performance instruments. Run through `infra/perf.sh`, which builds what each one
+//! needs and starts the emulators; the environment must point the AWS SDK at them.
+//!
+//! ```text
+//! perf calls      [--write FILE]                    AWS calls per endpoint
+//! perf cold-start --bin-dir DIR [--runs N] [--only a,b] [--write FILE]
+//!                                                   init, first invocation, peak RSS per binary
+//! perf meter      [--port N]                        a counting proxy for another process
+//! ```
+
+use perf::{calls, cold_start, meter, report};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+type Result<T> = std::result::Result<T, String>;
+
+#[tokio::main]
+async fn main() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() {
+        return fail("usage: perf calls|cold-start|meter [options] (see infra/perf.sh)".into());
+    }
+    let command = args.remove(0);
+    let outcome = match command.as_str() {
+        "calls" => run_calls(&Flags::parse(&args, &["--write"])).await,
+        "cold-start" => {
+            cold_start_all(&Flags::parse(
+                &args,
+                &["--bin-dir", "--runs", "--only", "--write"],
+            ))
+            .await
+        }
+        "meter" => run_meter(&Flags::parse(&args, &["--port"])).await,
+        _ => Err(format!("unknown command {command}")),
+    };
+    if let Err(err) = outcome {
+        fail(err);
+    }
+}
+
+fn fail(message: String) {
+    eprintln!("perf: {message}");
+    std::process::exit(2);
+}
+
+struct Flags(Vec<(String, String)>);
+
+impl Flags {
+    fn parse(args: &[String], known: &[&str]) -> Self {
+        let mut flags = Vec::new();
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            if !known.contains(&flag.as_str()) {
+                fail(format!("unknown flag {flag}; known: {}", known.join(" ")));
+            }
+            match args.next() {
+                Some(value) => flags.push((flag.clone(), value.clone())),
+                None => fail(format!("{flag} needs a value")),
+            }
+        }
+        Self(flags)
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(flag, _)| flag == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn write(flags: &Flags, section: &str, body: &str) -> Result<()> {
+    if let Some(path) = flags.get("--write") {
+        report::write_section(Path::new(path), section, body)
+            .map_err(|e| format!("{path}: {e}"))?;
+        println!("(written to {path}, section {section})");
+    }
+    Ok(())
+}
+
+async fn run_calls(flags: &Flags) -> Result<()> {
+    let meter = meter::interpose().await?;
+    let api = e2e_tests::TestApi::start().await;
+    let steps = calls::walk(&api, &meter).await;
+    let over: Vec<_> = steps
+        .iter()
+        .filter(|step| step.tally.dynamodb_round_trips() > step.budget)
+        .map(|step| step.name)
+        .collect();
+    let body = format!(
+        "{}\n\n{}\n{}",
+        report::provenance(),
+        calls::table(&steps),
+        if over.is_empty() {
+            "Every request is within its budget of round trips.".to_owned()
+        } else {
+            format!("Over budget: {}.", over.join(", "))
+        }
+    );
+    println!("{body}");
+    write(flags, "calls", &body)
+}
+
+async fn run_meter(flags: &Flags) -> Result<()> {
+    let port: u16 = flags
+        .get("--port")
+        .unwrap_or("0")
+        .parse()
+        .map_err(|_| "--port: not a port")?;
+    let env = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let meter = meter::Meter::new(
+        &env("AWS_ENDPOINT_URL_DYNAMODB")?,
+        &env("AWS_ENDPOINT_URL")?,
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "meter listening on http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    meter::serve(listener, meter).await;
+    Ok(())
+}
+
+/// The binaries to measure: every function, then the floor.
+fn binaries(only: Option<&str>) -> Vec<String> {
+    let mut names: Vec<String> = functions::routes::ENDPOINTS
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .chain(
+            functions::routes::JOBS
+                .iter()
+                .map(|(name, _)| name.to_string()),
+        )
+        .collect();
+    names.push("hello-lambda".into());
+    if let Some(only) = only {
+        let wanted: Vec<&str> = only.split(',').collect();
+        names.retain(|name| wanted.contains(&name.as_str()));
+    }
+    names
+}
+
+/// The sample event for a binary: `events/NAME.json`, `events/scheduled/NAME.json`, or `{}`.
+fn event(root: &Path, name: &str) -> Vec<u8> {
+    [
+        root.join(format!("events/{name}.json")),
+        root.join(format!("events/scheduled/{name}.json")),
+    ]
+    .iter()
+    .find_map(|path| std::fs::read(path).ok())
+    .unwrap_or_else(|| b"{}".to_vec())
+}
+
+async fn cold_start_all(flags: &Flags) -> Result<()> {
+    let bin_dir = PathBuf::from(flags.get("--bin-dir").ok_or("--bin-dir is required")?);
+    let runs: usize = flags
+        .get("--runs")
+        .unwrap_or("5")
+        .parse()
+        .map_err(|_| "--runs: not a number")?;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // The resources the functions need, created as the local stack creates them, and the
+    // signing key in Secrets Manager, read at init as it is in AWS.
+    let api = e2e_tests::TestApi::start().await;
+    let config = &api.stack.services.config;
+    let aws = aws_config::load_from_env().await;
+    let arn = aws_sdk_secretsmanager::Client::new(&aws)
+        .create_secret()
+        .name(format!("cold-start-{}", std::process::id()))
+        .secret_string(&api.secret)
+        .send()
+        .await
+        .map_err(|e| format!("cannot create the signing-key secret: {e}"))?
+        .arn
+        .ok_or("the secret has no ARN")?;
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(name, _)| name.starts_with("AWS_"))
+        .collect();
+    env.extend([
+        ("TABLE_NAME".into(), config.table_name.clone()),
+        ("JWT_SECRET_ARN".into(), arn),
+        (
+            "QUEUE_URL".into(),
+            config.queue_url.clone().unwrap_or_default(),
+        ),
+        (
+            "EVENT_BUS_NAME".into(),
+            config.event_bus_name.clone().unwrap_or_default(),
+        ),
+        ("RUST_LOG".into(), "warn".into()),
+    ]);
+
+    let mut rows = String::from(
+        "| function | binary | init p50 (min–max) | first invocation p50 | peak RSS p50 (max) | answer |\n\
+         |---|---:|---:|---:|---:|---|\n",
+    );
+    let mut inits_over = Vec::new();
+    let mut rss_over = Vec::new();
+    for name in binaries(flags.get("--only")) {
+        let binary = bin_dir.join(&name);
+        let size = std::fs::metadata(&binary)
+            .map_err(|e| format!("{}: {e} (build it first)", binary.display()))?
+            .len();
+        // The admitter's run lasts most of a minute by design: its init and memory are what
+        // matter, so it is stopped a few seconds in.
+        let answer_within = if name == "admitter" {
+            Duration::from_secs(3)
+        } else {
+            Duration::from_secs(30)
+        };
+        let mut samples = Vec::new();
+        for _ in 0..runs {
+            samples.push(
+                cold_start::measure(&binary, &name, event(&root, &name), &env, answer_within)
+                    .await?,
+            );
+        }
+        let mut inits: Vec<u64> = samples.iter().map(|s| s.init.as_micros() as u64).collect();
+        let mut rss: Vec<u64> = samples.iter().map(|s| s.peak_rss_kib).collect();
+        let mut firsts: Vec<u64> = samples
+            .iter()
+            .filter_map(|s| s.first_invocation.map(|d| d.as_micros() as u64))
+            .collect();
+        let init = report::median(&mut inits);
+        let peak = report::median(&mut rss);
+        let first = if firsts.is_empty() {
+            "still running (stopped)".to_owned()
+        } else {
+            format!("{:.1} ms", report::median(&mut firsts) as f64 / 1000.0)
+        };
+        let answer = if samples.iter().any(|s| s.errored) {
+            "error"
+        } else if samples.iter().all(|s| s.first_invocation.is_some()) {
+            "response"
+        } else {
+            "–"
+        };
+        if name != "hello-lambda" {
+            if init > 20_000 {
+                inits_over.push(name.clone());
+            }
+            if peak > 24 * 1024 {
+                rss_over.push(name.clone());
+            }
+        }
+        let row = format!(
+            "| `{name}` | {:.1} MB | {:.1} ms ({:.1}–{:.1}) | {first} | {:.1} MB ({:.1}) | {answer} |\n",
+            size as f64 / 1e6,
+            init as f64 / 1000.0,
+            inits[0] as f64 / 1000.0,
+            inits[inits.len() - 1] as f64 / 1000.0,
+            peak as f64 / 1024.0,
+            rss[rss.len() - 1] as f64 / 1024.0,
+        );
+        print!("{row}");
+        rows.push_str(&row);
+    }
+    let verdict = |over: &[String], what: &str| {
+        if over.is_empty() {
+            format!("Every function is within the {what} target.")
+        } else {
+            format!("Over the {what} target: {}.", over.join(", "))
+        }
+    };
+    let body = format!(
+        "{} {runs} cold starts per binary from `{}`; median, with the spread.\n\n{rows}\n{} {}",
+        report::provenance(),
+        bin_dir.strip_prefix(&root).unwrap_or(&bin_dir).display(),
+        verdict(&inits_over, "init ≤ 20 ms"),
+        verdict(&rss_over, "peak RSS ≤ 24 MB"),
+    );
+    println!("\n{body}");
+    write(flags, "cold-start", &body)
+}
