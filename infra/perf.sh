@@ -57,7 +57,11 @@ emulators() {
 
 cold_start() {
     say "building every function and the hello-world floor (release profile)"
-    cargo build --release --quiet -p functions --bins -p hello-lambda -p perf
+    # One invocation each, so that cargo does not unify their dependencies' features: the
+    # functions are built exactly as for deployment.
+    cargo build --release --quiet -p functions --bins
+    cargo build --release --quiet -p hello-lambda
+    cargo build --release --quiet -p perf
     emulators
     "$target/release/perf" cold-start --bin-dir "$target/release" "${write[@]}" "$@"
     cleanup
@@ -73,7 +77,8 @@ calls() {
 
 onsale() {
     say "building the local stack, the meter and the load tool (release profile)"
-    cargo build --release --quiet -p local-stack -p perf -p load
+    cargo build --release --quiet -p local-stack
+    cargo build --release --quiet -p perf -p load
     emulators
     local meter_port api_port
     meter_port="$(free_port)"
@@ -105,7 +110,7 @@ onsale() {
     say "API on http://127.0.0.1:$api_port, meter on http://127.0.0.1:$meter_port"
     "$target/release/load" --url "http://127.0.0.1:$api_port" \
         --meter "http://127.0.0.1:$meter_port" \
-        --cpu "local stack (our handlers)=$stack_pid,DynamoDB Local=$(cat "$state/dynamodb.pid"),moto (SQS, EventBridge)=$(cat "$state/moto.pid"),meter=$meter_pid" \
+        --cpu "local stack (our handlers)=$stack_pid,DynamoDB Local=$(cat "$state/dynamodb.pid"),moto (SQS and EventBridge)=$(cat "$state/moto.pid"),meter=$meter_pid" \
         "${write[@]}" "$@"
     cleanup
 }

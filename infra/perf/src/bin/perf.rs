@@ -155,12 +155,14 @@ fn event(root: &Path, name: &str) -> Vec<u8> {
 
 async fn cold_start_all(flags: &Flags) -> Result<()> {
     let bin_dir = PathBuf::from(flags.get("--bin-dir").ok_or("--bin-dir is required")?);
+    let bin_dir = bin_dir.canonicalize().unwrap_or(bin_dir);
     let runs: usize = flags
         .get("--runs")
         .unwrap_or("5")
         .parse()
         .map_err(|_| "--runs: not a number")?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = root.canonicalize().unwrap_or(root);
     // The resources the functions need, created as the local stack creates them, and the
     // signing key in Secrets Manager, read at init as it is in AWS.
     let api = e2e_tests::TestApi::start().await;
