@@ -91,9 +91,9 @@ impl Config {
             access_token_ttl_seconds: number("ACCESS_TOKEN_TTL_SECONDS", 3600, 60, 86_400)?,
             hold_ttl_seconds: number("HOLD_TTL_SECONDS", 300, 1, 3600)?,
             queue_active_ttl_seconds: number("QUEUE_ACTIVE_TTL_SECONDS", 600, 1, 86_400)?,
-            // The active tokens of a concert are listed on one item (see docs/ARCHITECTURE.md),
-            // which bounds how many can be active at once.
-            queue_max_active: number("QUEUE_MAX_ACTIVE", 100, 1, 2_000)? as u32,
+            // Each active shopper is one item; the admitter reads them all every step (about
+            // 110 bytes each, so 10,000 are two 1 MB pages).
+            queue_max_active: number("QUEUE_MAX_ACTIVE", 100, 1, 10_000)? as u32,
             queue_wait_ttl_seconds: number("QUEUE_WAIT_TTL_SECONDS", 21_600, 60, 604_800)?,
             admit_interval_seconds,
             admit_hand_back_seconds: number(
@@ -146,6 +146,19 @@ mod tests {
         assert_eq!(config.queue_max_active, 100);
         assert!(config.is_admin("admin"));
         assert!(!config.is_admin("alice"));
+    }
+
+    #[test]
+    fn when_many_shoppers_are_wanted_should_allow_ten_thousand_active() {
+        let wanted = |n: &str| {
+            config(&[
+                ("TABLE_NAME", "t"),
+                ("JWT_SECRET", SECRET),
+                ("QUEUE_MAX_ACTIVE", n),
+            ])
+        };
+        assert_eq!(wanted("10000").unwrap().queue_max_active, 10_000);
+        assert!(wanted("10001").is_err());
     }
 
     #[test]

@@ -218,24 +218,8 @@ pub struct QueueCounter {
     pub last_number: u64,
     /// Every number up to this one has been admitted or passed over.
     pub admitted_up_to: u64,
-    /// The admitted users and until when each may book. Entries whose time has passed are dead
-    /// weight: they are dropped at the admitter's next write and never counted.
-    pub active: std::collections::HashMap<Uuid, DateTime<Utc>>,
-    /// Bumped by every write, so the admitter's read-modify-write is a conditional write.
+    /// Bumped by every admission, so that admitters running at once take turns: each writes
+    /// on condition that the version it read is still there.
     pub version: u64,
     pub history: AdmissionHistory,
-}
-
-impl QueueCounter {
-    /// The active entries still in their time.
-    pub fn live_active(
-        &self,
-        now: DateTime<Utc>,
-    ) -> std::collections::HashMap<Uuid, DateTime<Utc>> {
-        self.active
-            .iter()
-            .filter(|(_, until)| now < **until)
-            .map(|(user, until)| (*user, *until))
-            .collect()
-    }
 }

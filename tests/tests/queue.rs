@@ -389,3 +389,89 @@ async fn a_full_concert_should_not_hold_up_admission_to_another() {
     );
     assert_eq!(statuses(&api, &quiet_line).await, ["ACTIVE", "ACTIVE"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cap_should_hold_exactly_while_admitters_leavers_and_payers_race() {
+    const CAP: usize = 6;
+    const FANS: usize = 30;
+    let api = TestApi::start_with(|config| config.queue_max_active = CAP as u32).await;
+    let (concert_id, schedule_id) = api.concert_with_one_date().await;
+    let concert = shared::ids::parse_id(&concert_id).unwrap();
+    let line = line_up(&api, &concert_id, FANS).await;
+    let done = std::sync::atomic::AtomicBool::new(false);
+
+    // Three admitters stepping at once, all the time.
+    let admitters = join_all((0..3).map(|_| async {
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            api.admit().await;
+        }
+    }));
+    // Every fan waits for their turn, then half of them pay for a seat and half leave: both
+    // free the slot for the next in line while the admitters are writing.
+    let fans = join_all(line.iter().enumerate().map(|(i, (token, queue))| {
+        let api = &api;
+        let schedule_id = &schedule_id;
+        async move {
+            while api.queue_status(token, queue).await["status"] != "ACTIVE" {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            if i % 2 == 0 {
+                let hold = api.hold(token, queue, schedule_id, &[i as u32 + 1]).await;
+                let reservation = id(&hold.expect(201), "reservation_id");
+                api.charge(token, 55_000, None).await.expect(200);
+                api.pay(token, queue, &reservation, None).await.expect(201);
+            } else {
+                api.request(Method::DELETE, "/queue/tokens/current")
+                    .token(token)
+                    .queue(queue)
+                    .send()
+                    .await
+                    .expect(204);
+            }
+        }
+    }));
+    // Meanwhile the active list is counted again and again.
+    let samples = async {
+        let mut seen = Vec::new();
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            seen.push(api.stack.services.active_count(concert).await.unwrap());
+        }
+        seen
+    };
+    let run = async {
+        fans.await;
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    let (_, _, seen) = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        tokio::join!(admitters, run, samples)
+    })
+    .await
+    .expect("every fan was admitted in turn within two minutes");
+
+    assert!(seen.len() > 10, "too few samples: {seen:?}");
+    assert!(
+        seen.iter().all(|&active| active <= CAP),
+        "more than {CAP} active at once: {seen:?}"
+    );
+    // Slots were kept full while people waited: the cap was reached, not just respected.
+    assert!(seen.contains(&CAP), "never {CAP} active: {seen:?}");
+    // Everyone got their turn, and every slot was given back.
+    assert_eq!(api.stack.services.active_count(concert).await.unwrap(), 0);
+    let ended = statuses(&api, &line).await;
+    assert!(ended.iter().all(|status| status == "EXPIRED"), "{ended:?}");
+}
+
+#[tokio::test]
+async fn one_step_should_admit_more_than_one_write_holds() {
+    // A write activates at most 49 entrants (a transaction holds 100 items: the counter and
+    // two per entrant); a step goes on writing while slots and entrants remain.
+    let api = TestApi::start_with(|config| config.queue_max_active = 120).await;
+    let admin = api.admin().await;
+    let concert_id = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
+    let line = line_up(&api, &concert_id, 110).await;
+
+    assert_eq!(api.admit().await.admitted, 110);
+    assert!(statuses(&api, &line).await.iter().all(|s| s == "ACTIVE"));
+    let concert = shared::ids::parse_id(&concert_id).unwrap();
+    assert_eq!(api.stack.services.active_count(concert).await.unwrap(), 110);
+}

@@ -158,9 +158,10 @@ pub async fn walk(api: &TestApi, meter: &Meter) -> Vec<Step> {
     .await;
     walk.job(
         "admitter step (one entrant)",
-        2,
-        "reads the counter, then one transaction activates the token and updates the active \
-         list; SQS receive and delete around it",
+        3,
+        "reads the counter, then the active list (in that order, so that a list another \
+         admitter changed meanwhile fails the write's version condition), then one transaction \
+         activates the token and adds the shopper to the list; SQS receive and delete around it",
         async {
             api.admit().await;
         },

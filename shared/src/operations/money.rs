@@ -343,7 +343,7 @@ impl Services {
                 Role::Ledger,
                 Role::Reservation,
                 Role::QueueToken,
-                Role::QueueCounter,
+                Role::ActiveSlot,
                 Role::Seat,
                 Role::Sales,
             ];

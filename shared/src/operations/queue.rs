@@ -11,7 +11,7 @@ use crate::queue::{
     TokenStatus, QUEUE_AUDIENCE,
 };
 use crate::runtime::Services;
-use crate::store::{Activation, Admission, AdmitConflict};
+use crate::store::{Activation, Admission, AdmitConflict, MAX_ACTIVATIONS_PER_WRITE};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -378,76 +378,97 @@ impl Services {
         Ok(report)
     }
 
-    /// Admits one concert's entrants (in number order) into its free slots.
+    /// Admits one concert's entrants (in number order) into its free slots, in writes of at
+    /// most [`MAX_ACTIVATIONS_PER_WRITE`] activations, until the entrants or the slots run out.
     async fn admit_concert(
         &self,
         concert_id: Uuid,
         entrants: Vec<(Entrant, String)>,
     ) -> Result<ConcertOutcome> {
-        // Entrants known not to be waiting any more, by index into `entrants`.
-        let mut passed_over: Vec<usize> = Vec::new();
+        let mut outcome = ConcertOutcome::default();
+        // Entrants admitted or passed over so far, by index into `entrants`.
+        let mut handled = vec![false; entrants.len()];
+        // Entrants known not to be waiting any more.
+        let mut not_waiting: Vec<usize> = Vec::new();
         loop {
             let now = self.clock.now();
+            // The counter first, then the active list: an admitter that writes in between
+            // bumps the version this write is conditional on, so a stale list never counts.
             let counter = self.store.queue_counter(concert_id).await?;
-            let mut active = counter.live_active(now);
+            let active = self.store.live_active(concert_id, now).await?;
             let free = (self.config.queue_max_active as usize).saturating_sub(active.len());
             let mut admitted_up_to = counter.admitted_up_to;
             let mut activations = Vec::new();
             let mut chosen = Vec::new();
-            let mut outcome = ConcertOutcome::default();
-            for (index, (entrant, receipt)) in entrants.iter().enumerate() {
+            let mut passing = Vec::new();
+            for (index, (entrant, _)) in entrants.iter().enumerate() {
+                if handled[index] {
+                    continue;
+                }
                 // A message seen before (redelivered after its admission) needs no shortcut:
-                // its activation fails the WAITING condition and it is passed over below.
-                if passed_over.contains(&index) {
+                // its activation fails the WAITING condition and it is passed over here.
+                if not_waiting.contains(&index) {
                     admitted_up_to = admitted_up_to.max(entrant.number);
-                    outcome.done.push(receipt.clone());
-                    outcome.passed_over += 1;
-                } else if activations.len() < free {
+                    passing.push(index);
+                } else if activations.len() < free.min(MAX_ACTIVATIONS_PER_WRITE) {
                     admitted_up_to = admitted_up_to.max(entrant.number);
                     activations.push(Activation {
                         user_id: entrant.user_id,
                         token_id: entrant.token_id,
                     });
                     chosen.push(index);
-                    outcome.done.push(receipt.clone());
-                } else {
-                    // Full: this entrant and everyone after them wait for a later step.
-                    outcome.deferred.push(receipt.clone());
                 }
             }
             if activations.is_empty() && admitted_up_to == counter.admitted_up_to {
-                return Ok(outcome);
-            }
-            let active_until = now + Duration::seconds(self.config.queue_active_ttl_seconds);
-            for activation in &activations {
-                active.insert(activation.user_id, active_until);
+                // Nothing to write: those passed over are already behind admitted_up_to.
+                for index in passing {
+                    handled[index] = true;
+                    outcome.passed_over += 1;
+                }
+                break;
             }
             let admission = Admission {
                 concert_id,
                 read: &counter,
-                active: &active,
                 admitted_up_to,
                 activations: &activations,
-                active_until,
+                active_until: now + Duration::seconds(self.config.queue_active_ttl_seconds),
                 now,
             };
             match self.store.admit(admission).await? {
                 Ok(()) => {
-                    outcome.admitted = activations.len();
-                    return Ok(outcome);
+                    for &index in chosen.iter().chain(&passing) {
+                        handled[index] = true;
+                    }
+                    outcome.admitted += chosen.len();
+                    outcome.passed_over += passing.len();
+                    // Go on while the per-write limit, not the free slots, stopped this write.
+                    let waiting = handled.iter().any(|done| !done);
+                    if !waiting || activations.len() >= free {
+                        break;
+                    }
                 }
                 Err(AdmitConflict::CounterChanged) => continue,
                 Err(AdmitConflict::NotWaiting(failed)) => {
-                    passed_over.extend(failed.into_iter().map(|index| chosen[index]));
+                    not_waiting.extend(failed.into_iter().map(|index| chosen[index]));
                 }
             }
         }
+        for ((_, receipt), done) in entrants.into_iter().zip(handled) {
+            if done {
+                outcome.done.push(receipt);
+            } else {
+                // No free slot: this entrant and everyone after them wait for a later step.
+                outcome.deferred.push(receipt);
+            }
+        }
+        Ok(outcome)
     }
 
     /// The live active slots of a concert, for tests and dashboards.
     pub async fn active_count(&self, concert_id: Uuid) -> Result<usize> {
-        let counter = self.store.queue_counter(concert_id).await?;
-        Ok(counter.live_active(self.clock.now()).len())
+        let active = self.store.live_active(concert_id, self.clock.now()).await?;
+        Ok(active.len())
     }
 }
 

@@ -213,7 +213,7 @@ impl Store {
         let mut concert = None;
         let mut schedules = Vec::new();
         for item in self
-            .query_partition(keys::concert(concert_id), None)
+            .query_partition(keys::concert(concert_id), None, false)
             .await?
         {
             match sort_key(&item).as_str() {

@@ -212,11 +212,15 @@ impl Store {
 
     /// Every seat of a schedule, by number.
     pub async fn seat_map(&self, schedule_id: Uuid) -> Result<Vec<SeatState>> {
-        self.query_partition(keys::schedule(schedule_id), Some(keys::SEAT_SK_PREFIX))
-            .await?
-            .into_iter()
-            .map(|item| from_item::<SeatItem>(item).map(seat_state))
-            .collect()
+        self.query_partition(
+            keys::schedule(schedule_id),
+            Some(keys::SEAT_SK_PREFIX),
+            false,
+        )
+        .await?
+        .into_iter()
+        .map(|item| from_item::<SeatItem>(item).map(seat_state))
+        .collect()
     }
 
     /// The hold transaction (see the module comment). `token_id` must be the caller's ACTIVE

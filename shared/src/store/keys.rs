@@ -55,6 +55,14 @@ pub fn queue(concert_id: Uuid) -> String {
 }
 pub const QUEUE_COUNTER_SK: &str = "COUNTER";
 
+/// A concert's active shoppers: one small item per admitted user (sort key `USER#{user_id}`),
+/// written by the admitter and deleted when the shopper pays or leaves. Nothing grows with the
+/// number of shoppers, so the cap is not bounded by what one item can hold.
+pub fn queue_active(concert_id: Uuid) -> String {
+    format!("QACTIVE#{concert_id}")
+}
+pub const ACTIVE_SK_PREFIX: &str = "USER#";
+
 /// One item per user per concert: the user's one place in that concert's line.
 pub fn queue_token(concert_id: Uuid, user_id: Uuid) -> String {
     format!("QTOKEN#{concert_id}#{user_id}")

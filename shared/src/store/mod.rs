@@ -22,7 +22,7 @@ use std::collections::HashMap;
 pub use catalog::ConcertPage;
 pub use holds::{HoldConflict, HoldContext, HOLD_SHARDS};
 pub use money::{CancelWrite, PaymentContext, PaymentWrite, SalesCounters};
-pub use queue::{Activation, Admission, AdmitConflict, QueueSnapshot};
+pub use queue::{Activation, Admission, AdmitConflict, QueueSnapshot, MAX_ACTIVATIONS_PER_WRITE};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -91,7 +91,8 @@ pub enum Role {
     Seat,
     Payment,
     QueueToken,
-    QueueCounter,
+    /// The shopper's item in the concert's active list.
+    ActiveSlot,
     Sales,
 }
 
@@ -117,11 +118,12 @@ where
 
 impl Store {
     /// Every item of a partition (whose sort key starts with `prefix`, if given), following
-    /// pages to the end.
+    /// pages to the end; a consistent read if `consistent`.
     pub(crate) async fn query_partition(
         &self,
         pk: String,
         prefix: Option<&str>,
+        consistent: bool,
     ) -> Result<Vec<Item>, DomainError> {
         let mut items = Vec::new();
         let mut start_key = None;
@@ -131,6 +133,7 @@ impl Store {
                 .query()
                 .table_name(&self.table)
                 .expression_attribute_values(":pk", s(pk.clone()))
+                .consistent_read(consistent)
                 .set_exclusive_start_key(start_key);
             query = match prefix {
                 Some(prefix) => query

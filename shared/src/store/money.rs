@@ -360,8 +360,8 @@ impl Store {
             )?,
         );
         transaction.push(
-            Role::QueueCounter,
-            self.free_active_slot(reservation.concert_id, user_id)?,
+            Role::ActiveSlot,
+            self.free_active_slot(reservation.concert_id, user_id, write.token_id)?,
         );
         transaction.push(
             Role::Sales,
@@ -584,7 +584,7 @@ impl Store {
         let mut schedules = Vec::new();
         let mut sales = HashMap::new();
         for item in self
-            .query_partition(keys::concert(concert_id), None)
+            .query_partition(keys::concert(concert_id), None, false)
             .await?
         {
             let sk = sort_key(&item);

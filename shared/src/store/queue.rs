@@ -10,13 +10,17 @@ use crate::error::{DomainError, Result};
 use crate::queue::{AdmissionHistory, QueueCounter, QueueToken};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, ReturnValue, TransactWriteItem, Update,
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// A transaction holds at most 100 items: the counter and two per activation (token, active-list
+/// item).
+pub const MAX_ACTIVATIONS_PER_WRITE: usize = 49;
 
 #[derive(Serialize, Deserialize)]
 pub(crate) struct TokenItem {
@@ -34,8 +38,6 @@ pub(crate) struct CounterItem {
     last_number: u64,
     #[serde(default)]
     admitted_up_to: u64,
-    #[serde(default)]
-    active: HashMap<Uuid, i64>,
     #[serde(default)]
     version: u64,
     #[serde(default)]
@@ -57,11 +59,6 @@ impl From<CounterItem> for QueueCounter {
         Self {
             last_number: item.last_number,
             admitted_up_to: item.admitted_up_to,
-            active: item
-                .active
-                .into_iter()
-                .map(|(user, ms)| (user, from_millis(ms)))
-                .collect(),
             version: item.version,
             history: AdmissionHistory {
                 admitted_total: item.admitted_total,
@@ -85,13 +82,23 @@ pub struct Activation {
     pub token_id: Uuid,
 }
 
+/// A shopper's item in a concert's active list.
+#[derive(Serialize, Deserialize)]
+struct ActiveItem {
+    pk: String,
+    sk: String,
+    user_id: Uuid,
+    token_id: Uuid,
+    /// Until when (epoch milliseconds) the shopper may book: the token's `active_until`.
+    until: i64,
+    ttl: i64,
+}
+
 /// One admitter write for one concert.
 pub struct Admission<'a> {
     pub concert_id: Uuid,
     /// The counter as read; the write is conditional on its version.
     pub read: &'a QueueCounter,
-    /// The new active list: the live entries of `read` plus `activations`.
-    pub active: &'a HashMap<Uuid, DateTime<Utc>>,
     pub admitted_up_to: u64,
     pub activations: &'a [Activation],
     pub active_until: DateTime<Utc>,
@@ -115,6 +122,13 @@ pub(crate) fn token_key(concert_id: Uuid, user_id: Uuid) -> Item {
             s(keys::queue_token(concert_id, user_id)),
         ),
         (keys::SK.to_owned(), s(keys::QUEUE_TOKEN_SK)),
+    ])
+}
+
+fn active_key(concert_id: Uuid, user_id: Uuid) -> Item {
+    HashMap::from([
+        (keys::PK.to_owned(), s(keys::queue_active(concert_id))),
+        (keys::SK.to_owned(), s(keys::user(user_id))),
     ])
 }
 
@@ -191,6 +205,32 @@ impl Store {
             .unwrap_or_default())
     }
 
+    /// The concert's active shoppers still in their time, and until when, read consistently.
+    /// Read it after the counter: an admitter that wrote in between has bumped the version the
+    /// caller's write is conditional on.
+    pub async fn live_active(
+        &self,
+        concert_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<Uuid, DateTime<Utc>>> {
+        let items = self
+            .query_partition(
+                keys::queue_active(concert_id),
+                Some(keys::ACTIVE_SK_PREFIX),
+                true,
+            )
+            .await?;
+        let mut active = HashMap::with_capacity(items.len());
+        for item in items {
+            let item: ActiveItem = from_item(item)?;
+            let until = from_millis(item.until);
+            if now < until {
+                active.insert(item.user_id, until);
+            }
+        }
+        Ok(active)
+    }
+
     /// Takes the next number of a concert's line (an atomic counter) and returns it with the
     /// counter as it now stands.
     pub async fn next_queue_number(&self, concert_id: Uuid) -> Result<QueueCounter> {
@@ -200,11 +240,7 @@ impl Store {
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(counter_key(concert_id)))
-                // `active` must exist for the `REMOVE active.#user` of leaving and paying.
-                .update_expression(
-                    "SET active = if_not_exists(active, :empty) ADD last_number :one",
-                )
-                .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
+                .update_expression("ADD last_number :one")
                 .expression_attribute_values(":one", AttributeValue::N("1".into()))
                 .return_values(ReturnValue::AllNew)
                 .send()
@@ -277,18 +313,18 @@ impl Store {
                 self.end_token_update(concert_id, user_id, token_id)?,
             );
             transaction.push(
-                Role::QueueCounter,
-                self.free_active_slot(concert_id, user_id)?,
+                Role::ActiveSlot,
+                self.free_active_slot(concert_id, user_id, token_id)?,
             );
             match transaction.run(self, "end_queue_token").await? {
                 Ok(()) => return Ok(true),
                 Err(failed) if failed.contains(&Role::QueueToken) => return Ok(false),
-                // The counter is busy (the admitter, a payment): try again.
+                // The items are busy (an admitter or a payment writing them): try again.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10 << attempt)).await,
             }
         }
         Err(DomainError::internal(
-            "end_queue_token: the counter stayed busy",
+            "end_queue_token: the token stayed busy",
         ))
     }
 
@@ -312,41 +348,44 @@ impl Store {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// The transaction item that frees a user's active slot on the concert's counter.
+    /// The transaction item that frees a shopper's place in the concert's active list: deletes
+    /// their item if it belongs to `token_id` (or is already gone). Freeing only lowers the
+    /// count, so it needs no turn on the counter: an admitter that read the item as live
+    /// admits one fewer, never one too many.
     pub(crate) fn free_active_slot(
         &self,
         concert_id: Uuid,
         user_id: Uuid,
+        token_id: Uuid,
     ) -> Result<TransactWriteItem> {
-        let update = Update::builder()
+        let delete = Delete::builder()
             .table_name(&self.table)
-            .set_key(Some(counter_key(concert_id)))
-            .update_expression("REMOVE active.#user ADD version :one")
-            .condition_expression("attribute_exists(active)")
-            .expression_attribute_names("#user", user_id.to_string())
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .set_key(Some(active_key(concert_id, user_id)))
+            .condition_expression("attribute_not_exists(pk) OR token_id = :token")
+            .expression_attribute_values(":token", s(token_id.to_string()))
             .build()
             .map_err(DomainError::internal)?;
-        Ok(TransactWriteItem::builder().update(update).build())
+        Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
-    /// The admitter's write: the counter (its new active list, how far admission has come, the
-    /// history) on condition nobody wrote it since `counter.version` was read, and every
-    /// activation on condition the token is still the same one and still waiting. All or none.
+    /// The admitter's write: the counter (how far admission has come, the history) on condition
+    /// no other admitter wrote it since `counter.version` was read, and for every activation
+    /// the token (on condition it is still the same one and still waiting) and the shopper's
+    /// item in the active list. All or none; at most [`MAX_ACTIVATIONS_PER_WRITE`] activations.
     pub async fn admit(&self, admission: Admission<'_>) -> Result<Result<(), AdmitConflict>> {
         let Admission {
             concert_id,
             read: counter,
-            active: new_active,
             admitted_up_to,
             activations,
             active_until,
             now,
         } = admission;
-        let active: HashMap<String, AttributeValue> = new_active
-            .iter()
-            .map(|(user, until)| (user.to_string(), millis(*until)))
-            .collect();
+        if activations.len() > MAX_ACTIVATIONS_PER_WRITE {
+            return Err(DomainError::internal(
+                "admit: too many activations for one write",
+            ));
+        }
         let first_admitted_at = match (counter.history.first_admitted_at, activations.is_empty()) {
             (Some(first), _) => Some(first),
             (None, false) => Some(now),
@@ -355,7 +394,6 @@ impl Store {
         let mut counter_update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(counter_key(concert_id)))
-            .expression_attribute_values(":active", AttributeValue::M(active))
             .expression_attribute_values(":up_to", AttributeValue::N(admitted_up_to.to_string()))
             .expression_attribute_values(
                 ":total",
@@ -371,13 +409,12 @@ impl Store {
         counter_update = match first_admitted_at {
             Some(first) => counter_update
                 .update_expression(
-                    "SET active = :active, admitted_up_to = :up_to, admitted_total = :total, \
-                     version = :next, first_admitted_at = :first",
+                    "SET admitted_up_to = :up_to, admitted_total = :total, version = :next, \
+                     first_admitted_at = :first",
                 )
                 .expression_attribute_values(":first", millis(first)),
             None => counter_update.update_expression(
-                "SET active = :active, admitted_up_to = :up_to, admitted_total = :total, \
-                 version = :next",
+                "SET admitted_up_to = :up_to, admitted_total = :total, version = :next",
             ),
         };
         let counter_update = counter_update
@@ -406,6 +443,20 @@ impl Store {
                 .build()
                 .map_err(DomainError::internal)?;
             request = request.transact_items(TransactWriteItem::builder().update(update).build());
+            let active = to_item(&ActiveItem {
+                pk: keys::queue_active(concert_id),
+                sk: keys::user(activation.user_id),
+                user_id: activation.user_id,
+                token_id: activation.token_id,
+                until: active_until.timestamp_millis(),
+                ttl: active_until.timestamp() + 86_400,
+            })?;
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(active))
+                .build()
+                .map_err(DomainError::internal)?;
+            request = request.transact_items(TransactWriteItem::builder().put(put).build());
         }
         match request.send().await {
             Ok(_) => Ok(Ok(())),
@@ -413,11 +464,14 @@ impl Store {
                 // A token that failed its condition is no longer waiting: pass it over. Anything
                 // else (the counter changed or was busy, a token was being written at the same
                 // moment) means: read again and retry.
+                // Items: the counter, then a token and an active-list item per activation.
                 Some(reasons) if !reasons.is_empty() => {
                     let not_waiting: Vec<usize> = reasons
                         .iter()
-                        .filter(|(index, code)| *index > 0 && code == "ConditionalCheckFailed")
-                        .map(|(index, _)| index - 1)
+                        .filter(|(index, code)| {
+                            *index > 0 && index % 2 == 1 && code == "ConditionalCheckFailed"
+                        })
+                        .map(|(index, _)| (index - 1) / 2)
                         .collect();
                     if not_waiting.is_empty() {
                         Ok(Err(AdmitConflict::CounterChanged))
