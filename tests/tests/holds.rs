@@ -302,7 +302,7 @@ async fn overlapping_multi_seat_races_should_never_leave_a_partial_or_double_hol
         .stack
         .services
         .store
-        .seat_map(parse_id(&schedule_id).unwrap())
+        .seat_map(parse_id(&schedule_id).unwrap(), 50)
         .await
         .unwrap();
     for seat in stored.iter().filter(|seat| seat.status == SeatStatus::Held) {
@@ -412,7 +412,7 @@ async fn expired_holds_should_free_seats_before_the_sweeper_and_the_sweeper_shou
     assert_eq!(stored.status, ReservationStatus::Expired);
     let seats = services
         .store
-        .seat_map(parse_id(&schedule_id).unwrap())
+        .seat_map(parse_id(&schedule_id).unwrap(), 50)
         .await
         .unwrap();
     let seat = |no: u32| seats.iter().find(|seat| seat.seat.seat_no == no).unwrap();
@@ -429,5 +429,86 @@ async fn expired_holds_should_free_seats_before_the_sweeper_and_the_sweeper_shou
     assert_eq!(
         api.seat_statuses(bob, bob_queue, &schedule_id).await[&7],
         "HELD"
+    );
+}
+
+#[tokio::test]
+async fn races_across_seat_partitions_should_never_double_book() {
+    // 1,100 seats are three seat partitions (1..=500, 501..=1000, 1001..=1100). 200 clients
+    // race for pairs of seats at both boundaries, some pairs straddling two partitions.
+    let api = TestApi::start_with(|config| config.queue_max_active = 200).await;
+    let admin = api.admin().await;
+    let mut body = e2e_tests::concert_body(1);
+    body["seat_map"] = json!({"sections": [
+        {"name": "Floor", "grade": "VIP", "price": 150000, "rows": 25, "seats_per_row": 20},
+        {"name": "Stand", "grade": "R", "price": 99000, "rows": 30, "seats_per_row": 20},
+    ]});
+    let concert = api
+        .post("/admin/concerts", Some(&admin), body)
+        .await
+        .expect(201);
+    let concert_id = id(&concert, "concert_id");
+    let schedule_id = id(&concert["schedules"][0], "schedule_id");
+    assert_eq!(concert["schedules"][0]["total_seats"], 1100);
+    let clients = api.admitted_users("racer", 200, &concert_id).await;
+
+    let pairs: [[u32; 2]; 6] = [
+        [499, 500],
+        [500, 501],
+        [501, 502],
+        [999, 1000],
+        [1000, 1001],
+        [1001, 1002],
+    ];
+    let replies = join_all(
+        clients
+            .iter()
+            .enumerate()
+            .map(|(i, (token, queue))| api.hold(token, queue, &schedule_id, &pairs[i % 6])),
+    )
+    .await;
+
+    let mut holder: BTreeMap<u64, usize> = BTreeMap::new();
+    for (client, reply) in replies.iter().enumerate() {
+        match reply.status.as_u16() {
+            201 => {
+                for seat in pairs[client % 6] {
+                    assert!(
+                        holder.insert(u64::from(seat), client).is_none(),
+                        "seat {seat} held twice"
+                    );
+                }
+            }
+            409 => assert_eq!(reply.code(), "SEAT_UNAVAILABLE"),
+            other => panic!("unexpected {other}: {}", reply.body),
+        }
+    }
+    // Winners at both boundaries: at least one pair per boundary region, never overlapping.
+    assert!(holder.keys().any(|seat| *seat <= 502));
+    assert!(holder.keys().any(|seat| *seat >= 999));
+    // The seat map reads every partition: all 1,100 seats in order, exactly the winners' held.
+    let (token, queue) = &clients[0];
+    let statuses = api.seat_statuses(token, queue, &schedule_id).await;
+    assert_eq!(
+        statuses.keys().copied().collect::<Vec<_>>(),
+        (1..=1100).collect::<Vec<_>>()
+    );
+    let held: BTreeSet<u64> = statuses
+        .iter()
+        .filter(|(_, status)| *status == "HELD")
+        .map(|(seat, _)| *seat)
+        .collect();
+    assert_eq!(held, holder.keys().copied().collect());
+    // The dates list counts seats across all partitions.
+    let dates = api
+        .request(Method::GET, &format!("/concerts/{concert_id}/schedules"))
+        .token(token)
+        .queue(queue)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(
+        dates["items"][0]["available_seats"],
+        1100 - holder.len() as u64
     );
 }

@@ -577,7 +577,7 @@ async fn money_should_be_conserved_under_concurrent_charges_payments_retries_and
         .stack
         .services
         .store
-        .seat_map(parse_id(&schedule_id).unwrap())
+        .seat_map(parse_id(&schedule_id).unwrap(), 50)
         .await
         .unwrap();
     let booked: BTreeSet<u64> = stored

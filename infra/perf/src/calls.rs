@@ -333,8 +333,8 @@ pub async fn walk(api: &TestApi, meter: &Meter) -> Vec<Step> {
     .await;
     walk.job(
         "hold-sweeper step (nothing expired)",
-        4,
-        "one range query per index shard, in turn (a background job: nobody waits on it)",
+        1,
+        "one range query per index shard, all together",
         async {
             api.stack
                 .services

@@ -108,7 +108,7 @@ impl Services {
         let counts = futures::future::try_join_all(
             upcoming
                 .iter()
-                .map(|schedule| self.store.available_seats(schedule.schedule_id, now)),
+                .map(|schedule| self.store.available_seats(schedule, now)),
         )
         .await?;
         Ok(upcoming

@@ -451,7 +451,7 @@ impl Services {
         let held = futures::future::try_join_all(
             schedules
                 .iter()
-                .map(|schedule| self.store.held_seats(schedule.schedule_id, now)),
+                .map(|schedule| self.store.held_seats(schedule, now)),
         )
         .await?;
         Ok(schedules

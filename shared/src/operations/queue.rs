@@ -72,7 +72,7 @@ impl Services {
         // The concert, the caller's token and the line's counter: one read.
         let snapshot = self
             .store
-            .queue_snapshot(concert_id, principal.user_id, true)
+            .queue_snapshot(concert_id, principal.user_id, true, None)
             .await?;
         let concert = snapshot.concert.ok_or(DomainError::NotFound("concert"))?;
         let now = self.clock.now();

@@ -8,7 +8,7 @@ use crate::ids::{new_id, parse_id};
 use crate::metrics;
 use crate::reservations::{NewHold, Reservation, ReservationStatus, ReservedSeat};
 use crate::runtime::Services;
-use crate::store::{HoldConflict, HOLD_SHARDS};
+use crate::store::{keys, HoldConflict, HOLD_SHARDS};
 use chrono::Duration;
 use uuid::Uuid;
 
@@ -26,11 +26,12 @@ impl Services {
     ) -> Result<(Uuid, Vec<SeatState>)> {
         let claims = self.admission_claims(principal, queue_token)?;
         let schedule_id = parse_id(raw_schedule_id).ok_or(DomainError::NotFound("schedule"))?;
-        // The token, the counter and the concert in one read, the seats in another, together.
-        let (snapshot, seats) = tokio::try_join!(
+        // The token, the counter, the concert and the schedule in one read, the first block of
+        // seats in another, together; a venue larger than one block reads the rest after.
+        let (snapshot, mut seats) = tokio::try_join!(
             self.store
-                .queue_snapshot(claims.cid, principal.user_id, true),
-            self.store.seat_map(schedule_id),
+                .queue_snapshot(claims.cid, principal.user_id, true, Some(schedule_id)),
+            self.store.seats_in_blocks(schedule_id, 0..1),
         )?;
         let Some(first) = seats.first() else {
             return Err(DomainError::NotFound("schedule"));
@@ -44,6 +45,10 @@ impl Services {
         let now = self.clock.now();
         if snapshot.concert.map(|c| c.status(now)) != Some(ConcertStatus::BookingOpen) {
             return Err(DomainError::BookingClosed("the concert is not on sale"));
+        }
+        let blocks = keys::seat_blocks(snapshot.schedule.map_or(0, |s| s.total_seats));
+        if blocks > 1 {
+            seats.extend(self.store.seats_in_blocks(schedule_id, 1..blocks).await?);
         }
         Ok((schedule_id, seats))
     }
@@ -172,21 +177,14 @@ impl Services {
     /// Nothing depends on it for correctness; safe to run twice at once and to race payments.
     pub async fn sweep_expired_holds(&self) -> Result<usize> {
         let now = self.clock.now();
-        let mut expired = Vec::new();
-        for shard in 0..HOLD_SHARDS {
-            for _ in 0..SWEEP_PAGES_PER_SHARD {
-                let holds = self.store.expired_holds(shard, now, SWEEP_PAGE).await?;
-                let page_was_full = holds.len() == SWEEP_PAGE as usize;
-                for reservation in holds {
-                    if self.store.expire_hold(&reservation, now).await? {
-                        expired.push(DomainEvent::about("HoldExpired", &reservation, None));
-                    }
-                }
-                if !page_was_full {
-                    break;
-                }
-            }
-        }
+        // The shards are independent: sweep them together.
+        let expired: Vec<DomainEvent> = futures::future::try_join_all(
+            (0..HOLD_SHARDS).map(|shard| self.sweep_shard(shard, now)),
+        )
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
         let count = expired.len();
         if count > 0 {
             tracing::info!(count, "expired holds tidied");
@@ -194,5 +192,27 @@ impl Services {
             self.events.publish(expired).await;
         }
         Ok(count)
+    }
+
+    /// Expires the holds of one index shard whose time has passed; returns their events.
+    async fn sweep_shard(
+        &self,
+        shard: u128,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<DomainEvent>> {
+        let mut expired = Vec::new();
+        for _ in 0..SWEEP_PAGES_PER_SHARD {
+            let holds = self.store.expired_holds(shard, now, SWEEP_PAGE).await?;
+            let page_was_full = holds.len() == SWEEP_PAGE as usize;
+            for reservation in holds {
+                if self.store.expire_hold(&reservation, now).await? {
+                    expired.push(DomainEvent::about("HoldExpired", &reservation, None));
+                }
+            }
+            if !page_was_full {
+                break;
+            }
+        }
+        Ok(expired)
     }
 }

@@ -83,7 +83,7 @@ impl Store {
             })?);
             for seat in seats {
                 items.push(to_item(&SeatItem {
-                    pk: keys::schedule(schedule.schedule_id),
+                    pk: keys::seat_partition(schedule.schedule_id, seat.seat_no),
                     sk: keys::seat_sk(seat.seat_no),
                     schedule_id: schedule.schedule_id,
                     concert_id: concert.concert_id,
@@ -230,14 +230,14 @@ impl Store {
 
     /// How many seats of a schedule can be held at `now`: available, or held by a hold whose
     /// time has passed (the sweeper may not have run yet; that changes nothing here).
-    pub async fn available_seats(&self, schedule_id: Uuid, now: DateTime<Utc>) -> Result<u32> {
+    pub async fn available_seats(&self, schedule: &Schedule, now: DateTime<Utc>) -> Result<u32> {
         let values = [
             (":available", s(SeatStatus::Available.as_str())),
             (":held", s(SeatStatus::Held.as_str())),
             (":now", millis(now)),
         ];
         self.count_seats(
-            schedule_id,
+            schedule,
             "#status = :available OR (#status = :held AND hold_expires_at <= :now)",
             &values,
         )

@@ -38,10 +38,34 @@ pub fn schedule_sk(schedule_id: Uuid) -> String {
 }
 pub const SCHEDULE_SK_PREFIX: &str = "SCHEDULE#";
 
-/// A schedule's seats share one partition: the seat map is one `Query`, and holds on different
-/// schedules never meet.
-pub fn schedule(schedule_id: Uuid) -> String {
-    format!("SCHEDULE#{schedule_id}")
+/// Seat numbers per seat partition. A date's seats are spread over partitions of this many
+/// consecutive seat numbers (1..=500 in block 0, 501..=1000 in block 1, ...): holds on one date
+/// share the write capacity of ⌈seats / 500⌉ partitions, and a seat's partition follows from
+/// its number alone, so a hold reads and writes its seats without first looking the date up.
+/// Holds on different dates never meet. A venue of up to 500 seats is one partition, whose
+/// seat map is one `Query`; a larger one is read with one `Query` per block, in parallel.
+pub const SEATS_PER_PARTITION: u32 = 500;
+
+/// The partition of a seat.
+pub fn seat_partition(schedule_id: Uuid, seat_no: u32) -> String {
+    seat_block(schedule_id, seat_no.saturating_sub(1) / SEATS_PER_PARTITION)
+}
+
+/// Every seat partition of a date with `total_seats` seats, block 0 first.
+pub fn seat_partitions(schedule_id: Uuid, total_seats: u32) -> Vec<String> {
+    (0..seat_blocks(total_seats))
+        .map(|block| seat_block(schedule_id, block))
+        .collect()
+}
+
+/// How many seat partitions a date with `total_seats` seats has.
+pub fn seat_blocks(total_seats: u32) -> u32 {
+    total_seats.div_ceil(SEATS_PER_PARTITION).max(1)
+}
+
+/// Seat partition number `block` of a date.
+pub fn seat_block(schedule_id: Uuid, block: u32) -> String {
+    format!("SCHEDULE#{schedule_id}#{block}")
 }
 pub fn seat_sk(seat_no: u32) -> String {
     // Zero-padded so seats sort by number.
@@ -105,6 +129,21 @@ pub const SALES_SK_PREFIX: &str = "SALES#";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seats_should_fall_in_blocks_of_consecutive_numbers() {
+        let id = Uuid::nil();
+        let block = |seat_no| seat_partition(id, seat_no);
+        assert_eq!(block(1), block(500));
+        assert_ne!(block(500), block(501));
+        assert_eq!(block(501), block(1000));
+        assert_eq!(seat_partitions(id, 50), [block(1)]);
+        assert_eq!(seat_partitions(id, 500), [block(1)]);
+        assert_eq!(
+            seat_partitions(id, 1001),
+            [block(1), block(501), block(1001)]
+        );
+    }
 
     #[test]
     fn seat_keys_should_sort_by_seat_number() {

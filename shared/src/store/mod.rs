@@ -154,11 +154,27 @@ impl Store {
     }
 
     /// How many seats of a schedule pass `filter` (a filter expression over `#status`,
-    /// `hold_expires_at` and `values`): a `COUNT` query, which reads the partition but returns
-    /// no items.
+    /// `hold_expires_at` and `values`): a `COUNT` query per seat partition, all together, which
+    /// read the partitions but return no items.
     pub(crate) async fn count_seats(
         &self,
-        schedule_id: uuid::Uuid,
+        schedule: &crate::catalog::Schedule,
+        filter: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<u32, DomainError> {
+        let partitions = keys::seat_partitions(schedule.schedule_id, schedule.total_seats);
+        let counts = futures::future::try_join_all(
+            partitions
+                .into_iter()
+                .map(|partition| self.count_in_partition(partition, filter, values)),
+        )
+        .await?;
+        Ok(counts.into_iter().sum())
+    }
+
+    async fn count_in_partition(
+        &self,
+        partition: String,
         filter: &str,
         values: &[(&str, AttributeValue)],
     ) -> Result<u32, DomainError> {
@@ -177,7 +193,7 @@ impl Store {
                         .iter()
                         .map(|(name, value)| (name.to_string(), value.clone()))
                         .chain([
-                            (":pk".to_owned(), s(keys::schedule(schedule_id))),
+                            (":pk".to_owned(), s(partition.clone())),
                             (":prefix".to_owned(), s(keys::SEAT_SK_PREFIX)),
                         ])
                         .collect(),

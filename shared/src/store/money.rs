@@ -602,13 +602,13 @@ impl Store {
     }
 
     /// Seats of a schedule under a live hold at `now`.
-    pub async fn held_seats(&self, schedule_id: Uuid, now: DateTime<Utc>) -> Result<u32> {
+    pub async fn held_seats(&self, schedule: &Schedule, now: DateTime<Utc>) -> Result<u32> {
         let values = [
             (":held", s(SeatStatus::Held.as_str())),
             (":now", millis(now)),
         ];
         self.count_seats(
-            schedule_id,
+            schedule,
             "#status = :held AND hold_expires_at > :now",
             &values,
         )

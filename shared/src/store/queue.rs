@@ -1,11 +1,11 @@
 //! Queue tokens and each concert's queue counter.
 
-use super::catalog::ConcertItem;
+use super::catalog::{ConcertItem, ScheduleItem};
 use super::holds::cancellation_reasons;
 use super::{
     applied, from_item, keys, s, sdk_error, sort_key, to_item, Item, Role, Store, Transaction,
 };
-use crate::catalog::Concert;
+use crate::catalog::{Concert, Schedule};
 use crate::error::{DomainError, Result};
 use crate::queue::{AdmissionHistory, QueueCounter, QueueToken};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -72,6 +72,8 @@ impl From<CounterItem> for QueueCounter {
 #[derive(Debug, Default)]
 pub struct QueueSnapshot {
     pub concert: Option<Concert>,
+    /// The schedule asked for, if it is one of the concert's.
+    pub schedule: Option<Schedule>,
     pub token: Option<QueueToken>,
     pub counter: QueueCounter,
 }
@@ -146,17 +148,20 @@ impl Store {
         concert_id: Uuid,
         user_id: Uuid,
     ) -> Result<(Option<QueueToken>, QueueCounter)> {
-        let snapshot = self.queue_snapshot(concert_id, user_id, false).await?;
+        let snapshot = self
+            .queue_snapshot(concert_id, user_id, false, None)
+            .await?;
         Ok((snapshot.token, snapshot.counter))
     }
 
-    /// The user's token for a concert, the concert's counter and, if asked, the concert item:
-    /// one consistent `BatchGetItem`.
+    /// The user's token for a concert, the concert's counter and, if asked, the concert item
+    /// and one of its schedules: one consistent `BatchGetItem`.
     pub async fn queue_snapshot(
         &self,
         concert_id: Uuid,
         user_id: Uuid,
         with_concert: bool,
+        schedule_id: Option<Uuid>,
     ) -> Result<QueueSnapshot> {
         let mut request = KeysAndAttributes::builder()
             .keys(token_key(concert_id, user_id))
@@ -166,6 +171,12 @@ impl Store {
             request = request.keys(HashMap::from([
                 (keys::PK.to_owned(), s(keys::concert(concert_id))),
                 (keys::SK.to_owned(), s(keys::CONCERT_SK)),
+            ]));
+        }
+        if let Some(schedule_id) = schedule_id {
+            request = request.keys(HashMap::from([
+                (keys::PK.to_owned(), s(keys::concert(concert_id))),
+                (keys::SK.to_owned(), s(keys::schedule_sk(schedule_id))),
             ]));
         }
         let items = self
@@ -180,7 +191,8 @@ impl Store {
                 keys::CONCERT_SK => {
                     snapshot.concert = Some(from_item::<ConcertItem>(item)?.concert);
                 }
-                _ => snapshot.counter = from_item::<CounterItem>(item)?.into(),
+                keys::QUEUE_COUNTER_SK => snapshot.counter = from_item::<CounterItem>(item)?.into(),
+                _ => snapshot.schedule = Some(from_item::<ScheduleItem>(item)?.schedule),
             }
         }
         Ok(snapshot)
