@@ -58,8 +58,9 @@ pub fn median(values: &mut [u64]) -> u64 {
     percentile(values, 0.5)
 }
 
-/// A key's entity: the key with its ids replaced, so `USER#0199...` and `USER#0198...` are one
-/// row (`USER#{id}`). Short segments (`HOLDS#2`, `COUNTER`) are kept: they are the shards.
+/// A key's shape: the key with its ids replaced, so `USER#0199...` and `USER#0198...` are one
+/// row (`USER#{id}`), and its shard or block numbers too (`HOLDS#{n}`); other short segments
+/// are kept.
 pub fn entity(key: &str) -> String {
     let (index, key) = match key.split_once(':') {
         Some((index, key)) => (format!("{index}:"), key),
@@ -69,7 +70,9 @@ pub fn entity(key: &str) -> String {
         .split('#')
         .enumerate()
         .map(|(i, segment)| {
-            if i == 0 || segment.len() <= 4 {
+            if i > 0 && !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+                "{n}"
+            } else if i == 0 || segment.len() <= 4 {
                 segment
             } else {
                 "{id}"
@@ -253,7 +256,11 @@ mod tests {
             entity("QUEUE#0199f3c2-aaaa-7bbb-8ccc-0123456789ab"),
             "QUEUE#{id}"
         );
-        assert_eq!(entity("gsi1:HOLDS#2"), "gsi1:HOLDS#2");
+        assert_eq!(entity("gsi1:HOLDS#2"), "gsi1:HOLDS#{n}");
+        assert_eq!(
+            entity("SCHEDULE#0199f3c2-aaaa-7bbb-8ccc-0123456789ab#1"),
+            "SCHEDULE#{id}#{n}"
+        );
         assert_eq!(
             entity(
                 "QTOKEN#0199f3c2-aaaa-7bbb-8ccc-0123456789ab#0199f3c2-aaaa-7bbb-8ccc-0123456789ac"
