@@ -357,10 +357,26 @@ pub fn table(steps: &[Step]) -> String {
         let ops = |service| {
             let ops = step.tally.operations(service);
             if ops.is_empty() {
-                "–".to_owned()
-            } else {
-                ops.join(", ")
+                return "–".to_owned();
             }
+            // `Query ×32` rather than 32 times `Query`.
+            let mut runs: Vec<(String, usize)> = Vec::new();
+            for op in ops {
+                match runs.last_mut() {
+                    Some((last, n)) if *last == op => *n += 1,
+                    _ => runs.push((op, 1)),
+                }
+            }
+            runs.into_iter()
+                .map(|(op, n)| {
+                    if n > 3 {
+                        format!("{op} ×{n}")
+                    } else {
+                        vec![op; n].join(", ")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let status = step
             .status
