@@ -243,8 +243,8 @@ pub async fn walk(api: &TestApi, meter: &Meter) -> Vec<Step> {
     let charge = || api.charge(&fan, 200_000, Some("calls-charge"));
     walk.request(
         "POST /balance/charge",
-        3,
-        "idempotency record looked up, account read, then one transaction (balance, ledger \
+        2,
+        "account and idempotency record read together, then one transaction (balance, ledger \
          entry, idempotency record)",
         charge(),
     )
@@ -261,9 +261,9 @@ pub async fn walk(api: &TestApi, meter: &Meter) -> Vec<Step> {
     let pay = || api.pay(&fan, &queue_token, &reservation, Some("calls-pay"));
     walk.request(
         "POST /payments",
-        3,
-        "idempotency record looked up, then reservation, account, token and counter in one \
-         read, then one transaction of up to 12 items",
+        2,
+        "reservation, account, token, counter and idempotency record in one read, then one \
+         transaction of up to 12 items",
         pay(),
     )
     .await;
@@ -314,7 +314,7 @@ pub async fn walk(api: &TestApi, meter: &Meter) -> Vec<Step> {
     let held = id(&held.body, "reservation_id");
     walk.request(
         "POST /payments (insufficient balance: 402)",
-        4,
+        3,
         "as a payment, whose read shows the balance short; one transaction releases the hold \
          and records the 402 under the idempotency key; then, as after every failed attempt, \
          the idempotency record is read again in case a concurrent retry succeeded",

@@ -42,22 +42,32 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(millis)).await;
 }
 
+/// A recorded first answer as the reply to `request`, or `IDEMPOTENCY_KEY_REUSED` if it
+/// answered another request.
+fn replayed(outcome: IdempotentOutcome, request: &str) -> Result<Replied> {
+    if outcome.request != request {
+        return Err(DomainError::IdempotencyKeyReused);
+    }
+    Ok(Replied {
+        status: outcome.status,
+        body: serde_json::from_str(&outcome.body).map_err(DomainError::internal)?,
+    })
+}
+
 impl Services {
     /// The first answer given to `key` for the same request, or `IDEMPOTENCY_KEY_REUSED` if
     /// the key was used for another request.
     async fn replay(&self, user_id: Uuid, key: &str, request: &str) -> Result<Option<Replied>> {
-        match self.store.idempotent_outcome(user_id, key).await? {
-            None => Ok(None),
-            Some(outcome) if outcome.request == request => Ok(Some(Replied {
-                status: outcome.status,
-                body: serde_json::from_str(&outcome.body).map_err(DomainError::internal)?,
-            })),
-            Some(_) => Err(DomainError::IdempotencyKeyReused),
-        }
+        self.store
+            .idempotent_outcome(user_id, key)
+            .await?
+            .map(|outcome| replayed(outcome, request))
+            .transpose()
     }
 
-    /// Runs `attempt` for a request made with an optional idempotency key: a key seen before
-    /// replays its first answer; and when the attempt fails, the key is looked up once more,
+    /// Runs `attempt` for a request made with an optional idempotency key. The attempt itself
+    /// looks the key up in its first read (which saves a round trip) and answers a key seen
+    /// before with its first answer; when the attempt fails, the key is looked up once more,
     /// because a concurrent request with the same key may have succeeded meanwhile (its
     /// success is then the answer, not the failure it caused, such as "already paid").
     async fn idempotently<F, Fut>(
@@ -74,9 +84,6 @@ impl Services {
         let Some(key) = key else {
             return attempt().await;
         };
-        if let Some(replied) = self.replay(user_id, key, request).await? {
-            return Ok(replied);
-        }
         match attempt().await {
             Ok(replied) => Ok(replied),
             Err(err @ (DomainError::Internal(_) | DomainError::RateLimited(_))) => Err(err),
@@ -111,11 +118,11 @@ impl Services {
         amount: i64,
     ) -> Result<Replied> {
         for attempt in 0..MAX_ATTEMPTS {
-            let account = self
-                .store
-                .account(user_id)
-                .await?
-                .ok_or(DomainError::NotFound("user"))?;
+            let (account, replay) = self.store.account_and_replay(user_id, key).await?;
+            if let Some(outcome) = replay {
+                return replayed(outcome, request);
+            }
+            let account = account.ok_or(DomainError::NotFound("user"))?;
             let now = self.clock.now();
             let (entry, after) = account.apply(EntryType::Charge, amount, None, new_id(), now)?;
             let replied = Replied {
@@ -224,8 +231,11 @@ impl Services {
         for attempt in 0..MAX_ATTEMPTS {
             let context = self
                 .store
-                .payment_context(user_id, reservation_id, claims.cid)
+                .payment_context(user_id, reservation_id, claims.cid, key)
                 .await?;
+            if let Some(outcome) = context.replay {
+                return replayed(outcome, request);
+            }
             let reservation = context
                 .reservation
                 .ok_or(DomainError::NotFound("reservation"))?;

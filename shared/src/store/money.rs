@@ -74,6 +74,8 @@ pub struct PaymentContext {
     pub account: Option<Account>,
     pub token: Option<QueueToken>,
     pub counter: QueueCounter,
+    /// The first answer recorded under the request's idempotency key, if there is one.
+    pub replay: Option<IdempotentOutcome>,
 }
 
 /// The payment transaction's inputs.
@@ -125,6 +127,35 @@ fn put_new(table: &str, item: Item) -> Result<TransactWriteItem> {
 }
 
 impl Store {
+    /// A user's account and, if `idempotency_key` is given, the first answer recorded under it:
+    /// one consistent read.
+    pub async fn account_and_replay(
+        &self,
+        user_id: Uuid,
+        idempotency_key: Option<&str>,
+    ) -> Result<(Option<Account>, Option<IdempotentOutcome>)> {
+        let mut request = KeysAndAttributes::builder()
+            .keys(key(keys::user(user_id), keys::USER_PROFILE))
+            .consistent_read(true);
+        if let Some(idempotency_key) = idempotency_key {
+            request = request.keys(idempotency_record_key(user_id, idempotency_key));
+        }
+        let (mut account, mut replay) = (None, None);
+        for item in self
+            .batch_get(request.build().map_err(DomainError::internal)?)
+            .await?
+        {
+            match sort_key(&item).as_str() {
+                keys::USER_PROFILE => {
+                    account = Some(account_of(&from_item::<ProfileItem>(item)?));
+                }
+                keys::IDEMPOTENCY_SK => replay = Some(from_item::<IdempotencyItem>(item)?.outcome),
+                _ => {}
+            }
+        }
+        Ok((account, replay))
+    }
+
     pub async fn account(&self, user_id: Uuid) -> Result<Option<Account>> {
         let output = self
             .client
@@ -150,10 +181,7 @@ impl Store {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(
-                keys::idempotency(user_id, idempotency_key),
-                keys::IDEMPOTENCY_SK,
-            )))
+            .set_key(Some(idempotency_record_key(user_id, idempotency_key)))
             .consistent_read(true)
             .send()
             .await
@@ -235,26 +263,31 @@ impl Store {
         transaction.run(self, "charge").await
     }
 
-    /// The reservation, the payer's account, their queue token and its counter: one read.
+    /// The reservation, the payer's account, their queue token and its counter, and the first
+    /// answer recorded under the request's idempotency key if one is given: one read.
     pub async fn payment_context(
         &self,
         user_id: Uuid,
         reservation_id: Uuid,
         concert_id: Uuid,
+        idempotency_key: Option<&str>,
     ) -> Result<PaymentContext> {
-        let request = KeysAndAttributes::builder()
+        let mut request = KeysAndAttributes::builder()
             .keys(reservation_key(user_id, reservation_id))
             .keys(key(keys::user(user_id), keys::USER_PROFILE))
             .keys(token_key(concert_id, user_id))
             .keys(counter_key(concert_id))
-            .consistent_read(true)
-            .build()
-            .map_err(DomainError::internal)?;
+            .consistent_read(true);
+        if let Some(idempotency_key) = idempotency_key {
+            request = request.keys(idempotency_record_key(user_id, idempotency_key));
+        }
+        let request = request.build().map_err(DomainError::internal)?;
         let mut context = PaymentContext {
             reservation: None,
             account: None,
             token: None,
             counter: QueueCounter::default(),
+            replay: None,
         };
         for item in self.batch_get(request).await? {
             let sk = sort_key(&item);
@@ -264,6 +297,9 @@ impl Store {
                 }
                 keys::QUEUE_TOKEN_SK => context.token = Some(from_item::<TokenItem>(item)?.token),
                 keys::QUEUE_COUNTER_SK => context.counter = from_item::<CounterItem>(item)?.into(),
+                keys::IDEMPOTENCY_SK => {
+                    context.replay = Some(from_item::<IdempotencyItem>(item)?.outcome);
+                }
                 sk if sk.starts_with(keys::RESERVATION_SK_PREFIX) => {
                     context.reservation = Some(from_item::<ReservationItem>(item)?.reservation);
                 }
@@ -614,6 +650,13 @@ impl Store {
         )
         .await
     }
+}
+
+fn idempotency_record_key(user_id: Uuid, idempotency_key: &str) -> Item {
+    key(
+        keys::idempotency(user_id, idempotency_key),
+        keys::IDEMPOTENCY_SK,
+    )
 }
 
 fn account_of(profile: &ProfileItem) -> Account {
