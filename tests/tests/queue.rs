@@ -475,3 +475,30 @@ async fn one_step_should_admit_more_than_one_write_holds() {
     let concert = shared::ids::parse_id(&concert_id).unwrap();
     assert_eq!(api.stack.services.active_count(concert).await.unwrap(), 110);
 }
+
+#[tokio::test]
+async fn the_entry_queue_should_be_fifo_in_high_throughput_mode() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let api = TestApi::start().await;
+    let url = api.stack.services.config.queue_url.clone().unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .expect("the queue exists")
+        .attributes
+        .unwrap_or_default();
+    // Created from template.yaml's definition: the per-queue limit becomes per message group.
+    assert_eq!(attributes[&QueueAttributeName::FifoQueue], "true");
+    assert_eq!(
+        attributes[&QueueAttributeName::FifoThroughputLimit],
+        "perMessageGroupId"
+    );
+    assert_eq!(
+        attributes[&QueueAttributeName::DeduplicationScope],
+        "messageGroup"
+    );
+}

@@ -195,6 +195,11 @@ pub async fn create_queues(
                     "MessageRetentionPeriod",
                 ),
                 (QueueAttributeName::VisibilityTimeout, "VisibilityTimeout"),
+                (QueueAttributeName::DeduplicationScope, "DeduplicationScope"),
+                (
+                    QueueAttributeName::FifoThroughputLimit,
+                    "FifoThroughputLimit",
+                ),
             ] {
                 if let Some(value) = properties.get(key).and_then(scalar) {
                     request = request.attributes(attribute, value);
