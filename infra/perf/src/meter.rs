@@ -530,14 +530,14 @@ pub async fn start(meter: Arc<Meter>) -> std::io::Result<String> {
 }
 
 /// The round trip [`interpose`] adds to each DynamoDB request.
-pub const ROUND_TRIP: std::time::Duration = std::time::Duration::from_millis(25);
+pub const ROUND_TRIP: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Puts a meter between this process's AWS clients and the emulators: starts one in front of
 /// the endpoints that `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL` name, then points both
 /// variables at it. Call it before any AWS configuration is loaded, while nothing else reads
 /// the environment.
 ///
-/// Every DynamoDB answer is held for [`ROUND_TRIP`], about a real network round trip: the
+/// Every DynamoDB answer is held for [`ROUND_TRIP`], a slow real network round trip: the
 /// emulator on loopback answers in well under a millisecond, too fast to tell requests a
 /// handler sent together from requests it sent one after another. Held this long, requests sent
 /// together always overlap and requests sent in turn never do, so round trips are counted the
