@@ -9,6 +9,15 @@ use shared::ids::parse_id;
 use shared::reservations::ReservationStatus;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The seats a seat map shows as HELD.
+fn held_seats(statuses: &BTreeMap<u64, String>) -> BTreeSet<u64> {
+    statuses
+        .iter()
+        .filter(|(_, status)| *status == "HELD")
+        .map(|(seat, _)| *seat)
+        .collect()
+}
+
 #[tokio::test]
 async fn an_admitted_user_should_see_the_seat_map_and_hold_seats_together() {
     let api = TestApi::start().await;
@@ -292,11 +301,7 @@ async fn overlapping_multi_seat_races_should_never_leave_a_partial_or_double_hol
     // Storage agrees: exactly the winners' seats are held, each by its winner's reservation.
     let (token, queue) = &clients[0];
     let statuses = api.seat_statuses(token, queue, &schedule_id).await;
-    let held: BTreeSet<u64> = statuses
-        .iter()
-        .filter(|(_, status)| *status == "HELD")
-        .map(|(seat, _)| *seat)
-        .collect();
+    let held = held_seats(&statuses);
     assert_eq!(held, holder.keys().copied().collect());
     let stored = api
         .stack
@@ -493,11 +498,7 @@ async fn races_across_seat_partitions_should_never_double_book() {
         statuses.keys().copied().collect::<Vec<_>>(),
         (1..=1100).collect::<Vec<_>>()
     );
-    let held: BTreeSet<u64> = statuses
-        .iter()
-        .filter(|(_, status)| *status == "HELD")
-        .map(|(seat, _)| *seat)
-        .collect();
+    let held = held_seats(&statuses);
     assert_eq!(held, holder.keys().copied().collect());
     // The dates list counts seats across all partitions.
     let dates = api

@@ -397,28 +397,24 @@ impl Services {
             let counter = self.store.queue_counter(concert_id).await?;
             let active = self.store.live_active(concert_id, now).await?;
             let free = (self.config.queue_max_active as usize).saturating_sub(active.len());
-            let mut admitted_up_to = counter.admitted_up_to;
-            let mut activations = Vec::new();
-            let mut chosen = Vec::new();
-            let mut passing = Vec::new();
-            for (index, (entrant, _)) in entrants.iter().enumerate() {
-                if handled[index] {
-                    continue;
-                }
-                // A message seen before (redelivered after its admission) needs no shortcut:
-                // its activation fails the WAITING condition and it is passed over here.
-                if not_waiting.contains(&index) {
-                    admitted_up_to = admitted_up_to.max(entrant.number);
-                    passing.push(index);
-                } else if activations.len() < free.min(MAX_ACTIVATIONS_PER_WRITE) {
-                    admitted_up_to = admitted_up_to.max(entrant.number);
-                    activations.push(Activation {
-                        user_id: entrant.user_id,
-                        token_id: entrant.token_id,
-                    });
-                    chosen.push(index);
-                }
-            }
+            let NextWrite {
+                chosen,
+                passing,
+                admitted_up_to,
+            } = next_write(
+                &entrants,
+                &handled,
+                &not_waiting,
+                free,
+                counter.admitted_up_to,
+            );
+            let activations: Vec<Activation> = chosen
+                .iter()
+                .map(|&index| Activation {
+                    user_id: entrants[index].0.user_id,
+                    token_id: entrants[index].0.token_id,
+                })
+                .collect();
             if activations.is_empty() && admitted_up_to == counter.admitted_up_to {
                 // Nothing to write: those passed over are already behind admitted_up_to.
                 for index in passing {
@@ -472,6 +468,46 @@ impl Services {
     }
 }
 
+/// What one admitter write takes from a concert's entrants (in number order): indexes to
+/// activate and to pass over, and how far admission then reaches.
+#[derive(Debug, PartialEq)]
+struct NextWrite {
+    chosen: Vec<usize>,
+    passing: Vec<usize>,
+    admitted_up_to: u64,
+}
+
+/// The entrants not yet `handled` that the next write activates (at most `free`, and at most
+/// [`MAX_ACTIVATIONS_PER_WRITE`]) or passes over (those known `not_waiting`).
+fn next_write(
+    entrants: &[(Entrant, String)],
+    handled: &[bool],
+    not_waiting: &[usize],
+    free: usize,
+    admitted_up_to: u64,
+) -> NextWrite {
+    let mut next = NextWrite {
+        chosen: Vec::new(),
+        passing: Vec::new(),
+        admitted_up_to,
+    };
+    for (index, (entrant, _)) in entrants.iter().enumerate() {
+        if handled[index] {
+            continue;
+        }
+        // A message seen before (redelivered after its admission) needs no shortcut: its
+        // activation fails the WAITING condition and it is passed over here.
+        if not_waiting.contains(&index) {
+            next.admitted_up_to = next.admitted_up_to.max(entrant.number);
+            next.passing.push(index);
+        } else if next.chosen.len() < free.min(MAX_ACTIVATIONS_PER_WRITE) {
+            next.admitted_up_to = next.admitted_up_to.max(entrant.number);
+            next.chosen.push(index);
+        }
+    }
+    next
+}
+
 fn entrant_of(token: &QueueToken) -> Entrant {
     Entrant {
         concert_id: token.concert_id,
@@ -489,4 +525,53 @@ struct ConcertOutcome {
     done: Vec<String>,
     /// Receipts to hand back: no free slot yet.
     deferred: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(count: u64) -> Vec<(Entrant, String)> {
+        (1..=count)
+            .map(|number| {
+                let entrant = Entrant {
+                    concert_id: Uuid::nil(),
+                    user_id: Uuid::from_u128(u128::from(number)),
+                    token_id: Uuid::from_u128(u128::from(number) + 1000),
+                    number,
+                };
+                (entrant, format!("receipt-{number}"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn when_more_slots_than_one_write_holds_should_take_the_first_49_then_the_rest() {
+        let entrants = line(110);
+        let mut handled = vec![false; 110];
+        let first = next_write(&entrants, &handled, &[], 120, 0);
+        assert_eq!(
+            first.chosen,
+            (0..MAX_ACTIVATIONS_PER_WRITE).collect::<Vec<_>>()
+        );
+        assert_eq!(first.admitted_up_to, 49);
+        for &index in &first.chosen {
+            handled[index] = true;
+        }
+        // The next write goes on in number order from where the first stopped.
+        let second = next_write(&entrants, &handled, &[], 120 - 49, 49);
+        assert_eq!(second.chosen, (49..98).collect::<Vec<_>>());
+        assert_eq!(second.admitted_up_to, 98);
+    }
+
+    #[test]
+    fn when_few_slots_should_take_only_those_and_pass_over_the_departed() {
+        let entrants = line(10);
+        let handled = vec![false; 10];
+        // Entrant 2 (index 1) left; three slots are free.
+        let next = next_write(&entrants, &handled, &[1], 3, 0);
+        assert_eq!(next.chosen, [0, 2, 3]);
+        assert_eq!(next.passing, [1]);
+        assert_eq!(next.admitted_up_to, 4);
+    }
 }
