@@ -16,7 +16,9 @@
 # The on-sale run serves the API with the local stack (release build) behind which a meter
 # (`perf meter`) counts every AWS request on its way to the emulators. Its settings can be
 # changed through the environment as for infra/run-local.sh; it defaults HOLD_TTL_SECONDS to 15
-# so that abandoned holds expire while the run goes on.
+# so that abandoned holds expire while the run goes on, and QUEUE_ENTRY_SHARDS to 8 (the
+# sharded queue entry is what an on-sale runs with; QUEUE_ENTRY_SHARDS=1 shows the unsharded
+# heat).
 
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -86,11 +88,13 @@ onsale() {
     "$target/release/perf" meter --port "$meter_port" >"$state/meter.log" 2>&1 &
     pids+=($!)
     local meter_pid=$!
+    # Seen by the stack and by the load tool, which names them in its report.
+    export HOLD_TTL_SECONDS="${HOLD_TTL_SECONDS:-15}"
+    export QUEUE_ENTRY_SHARDS="${QUEUE_ENTRY_SHARDS:-8}"
     (
         export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$meter_port"
         export AWS_ENDPOINT_URL="http://127.0.0.1:$meter_port"
         export PORT="$api_port" SEED_DEMO=0 RUST_LOG="${RUST_LOG:-warn}"
-        export HOLD_TTL_SECONDS="${HOLD_TTL_SECONDS:-15}"
         JWT_SECRET="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
         export JWT_SECRET
         exec "$target/release/local-stack"

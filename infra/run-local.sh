@@ -8,7 +8,8 @@
 # concert (SEED_DEMO=1). Ctrl-C stops everything it started.
 #
 # Settings (environment, defaults in brackets): PORT [3000], HOLD_TTL_SECONDS [300],
-# QUEUE_ACTIVE_TTL_SECONDS [600], QUEUE_MAX_ACTIVE [100], ADMIT_INTERVAL_SECONDS [1],
+# QUEUE_ACTIVE_TTL_SECONDS [600], QUEUE_MAX_ACTIVE [100], QUEUE_ENTRY_SHARDS [1],
+# QUEUE_SETTLE_MILLIS [1000], ADMIT_INTERVAL_SECONDS [1],
 # ADMIN_USERNAMES [admin], SEED_DEMO [1], JWT_SECRET [a random key per run].
 
 set -euo pipefail

@@ -31,6 +31,9 @@ pub struct NewConcert {
     pub image_url: Option<String>,
     pub booking_opens_at: DateTime<Utc>,
     pub booking_closes_at: DateTime<Utc>,
+    /// Turns on the randomised pre-queue (off unless given).
+    #[serde(default)]
+    pub prequeue: bool,
     pub schedules: Vec<NewSchedule>,
     #[serde(default)]
     pub seat_map: Option<SeatMap>,
@@ -234,6 +237,10 @@ pub struct Concert {
     pub image_url: Option<String>,
     pub booking_opens_at: DateTime<Utc>,
     pub booking_closes_at: DateTime<Utc>,
+    /// A randomised pre-queue: those who enter the queue before `booking_opens_at` are ordered
+    /// at random among themselves at the opening, ahead of everyone who enters after it.
+    #[serde(default)]
+    pub prequeue: bool,
     /// Shown through `status` only; stored only when true.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cancelled: bool,
@@ -307,6 +314,7 @@ mod tests {
             image_url: None,
             booking_opens_at: at(1),
             booking_closes_at: at(20),
+            prequeue: false,
             schedules: vec![NewSchedule { starts_at: at(24) }],
             seat_map,
             price,
@@ -413,6 +421,7 @@ mod tests {
             image_url: None,
             booking_opens_at: at(1),
             booking_closes_at: at(20),
+            prequeue: false,
             cancelled: false,
             created_at: at(1),
         };

@@ -32,6 +32,15 @@ pub struct Config {
     /// receives, but no visibility timeouts: the local emulator mishandles those on FIFO
     /// queues, so the local stack uses 0).
     pub admit_hand_back_seconds: i64,
+    /// `QUEUE_ENTRY_SHARDS`: how many counter items and SQS message groups each concert's line
+    /// is spread over. One shard takes about 250 entries/s (the message group's 300 sends/s
+    /// with a margin), so size it from the expected rate: 40 for 10,000 entries/s. With one
+    /// shard positions are exact; with more they are estimates (see docs/ARCHITECTURE.md).
+    pub queue_entry_shards: u32,
+    /// `QUEUE_SETTLE_MILLIS`: how long an entry must have been in the entry queue before the
+    /// admitter may admit anyone behind it, so that an entry SQS has accepted but not yet shown
+    /// cannot be overtaken. The fairness bound of docs/API.md assumes at most this lag.
+    pub queue_settle_millis: i64,
     pub admin_usernames: BTreeSet<String>,
     /// `QUEUE_URL`: the SQS FIFO queue that carries queue entrants to the admitter.
     pub queue_url: Option<String>,
@@ -46,6 +55,10 @@ pub enum ConfigError {
     #[error("setting {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
 }
+
+/// The most entry shards a concert may have: the admitter writes every shard's progress item
+/// with its activations, in one transaction of at most 100 items.
+pub const MAX_ENTRY_SHARDS: i64 = 32;
 
 /// The shortest HMAC key we accept: 256 bits, as HS256 wants.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -102,6 +115,8 @@ impl Config {
                 0,
                 60,
             )?,
+            queue_entry_shards: number("QUEUE_ENTRY_SHARDS", 1, 1, MAX_ENTRY_SHARDS)? as u32,
+            queue_settle_millis: number("QUEUE_SETTLE_MILLIS", 1000, 0, 60_000)?,
             admin_usernames,
             queue_url: get("QUEUE_URL"),
             event_bus_name: get("EVENT_BUS_NAME"),

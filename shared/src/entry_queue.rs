@@ -1,13 +1,18 @@
 //! The SQS FIFO queue that carries queue entrants to the admitter, in order.
 //!
-//! One message group per concert keeps each concert's entrants in order and lets concerts move
-//! independently; the token id is the deduplication id, so a retried send is not a second place.
-//! The admitter deletes a message once its entrant is admitted or passed over, and hands the
-//! rest back for a later step.
+//! One message group per entry shard of a concert (`{concert}#{shard}`) keeps each shard's
+//! entrants in the order SQS received them and lets concerts and shards move independently; the
+//! token id is the deduplication id, so a retried send is not a second place. The time SQS
+//! received a message (`SentTimestamp`) is the entrant's arrival: the admitter merges the
+//! shards on it. It deletes a message once its entrant is admitted or passed over, and hands
+//! the rest back for a later round or step.
 
 use crate::error::{DomainError, Result};
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageSystemAttributeName,
+};
 use aws_sdk_sqs::Client;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -19,6 +24,16 @@ pub struct Entrant {
     pub user_id: Uuid,
     pub token_id: Uuid,
     pub number: u64,
+    /// The entry shard (absent, so 0, in messages of one-shard lines).
+    #[serde(default)]
+    pub shard: u32,
+}
+
+impl Entrant {
+    /// The message group: one per entry shard of a concert.
+    pub fn group(&self) -> String {
+        format!("{}#{}", self.concert_id, self.shard)
+    }
 }
 
 /// A received message: its entrant (or `None` if the body is not one) and its receipt.
@@ -26,6 +41,8 @@ pub struct Entrant {
 pub struct Received {
     pub entrant: Option<Entrant>,
     pub receipt: String,
+    /// When SQS received the message, epoch milliseconds: the entrant's arrival.
+    pub sent_at_ms: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -58,7 +75,7 @@ impl EntryQueue {
         self.client
             .send_message()
             .queue_url(&self.url)
-            .message_group_id(entrant.concert_id.to_string())
+            .message_group_id(entrant.group())
             .message_deduplication_id(entrant.token_id.to_string())
             .message_body(body)
             .send()
@@ -77,6 +94,7 @@ impl EntryQueue {
             .max_number_of_messages(10)
             .visibility_timeout(VISIBILITY_TIMEOUT_SECONDS)
             .wait_time_seconds(0)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
             .await
             .map_err(|err| sqs_error("receive_message", err))?;
@@ -90,7 +108,19 @@ impl EntryQueue {
                     .body
                     .as_deref()
                     .and_then(|body| serde_json::from_str(body).ok());
-                Some(Received { entrant, receipt })
+                let sent_at_ms = message
+                    .attributes
+                    .as_ref()
+                    .and_then(|attributes| {
+                        attributes
+                            .get(&aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp)
+                    })
+                    .and_then(|sent| sent.parse().ok());
+                Some(Received {
+                    entrant,
+                    receipt,
+                    sent_at_ms,
+                })
             })
             .collect())
     }
@@ -128,17 +158,38 @@ impl EntryQueue {
         Ok(())
     }
 
-    /// Hands a message back to be received again after `delay_seconds`. Its group stays blocked
-    /// until then, which is what a full concert wants.
-    pub async fn hand_back(&self, receipt: &str, delay_seconds: i32) -> Result<()> {
-        self.client
-            .change_message_visibility()
-            .queue_url(&self.url)
-            .receipt_handle(receipt)
-            .visibility_timeout(delay_seconds)
-            .send()
-            .await
-            .map_err(|err| sqs_error("change_message_visibility", err))?;
+    /// Hands messages back to be received again after `delay_seconds`, ten to a request. Their
+    /// groups stay blocked until then, which is what a full concert wants.
+    pub async fn hand_back(&self, receipts: &[String], delay_seconds: i32) -> Result<()> {
+        for chunk in receipts.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(index, receipt)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(index.to_string())
+                        .receipt_handle(receipt)
+                        .visibility_timeout(delay_seconds)
+                        .build()
+                        .map_err(DomainError::internal)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let output = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|err| sqs_error("change_message_visibility_batch", err))?;
+            if !output.failed.is_empty() {
+                // Not fatal: the message comes back when its visibility timeout ends.
+                tracing::warn!(
+                    failed = output.failed.len(),
+                    "some queue messages were not handed back"
+                );
+            }
+        }
         Ok(())
     }
 }

@@ -22,12 +22,19 @@ pub struct QueueClaims {
     pub cid: Uuid,
     /// The token id; a later token of the same user for the same concert has another.
     pub tid: Uuid,
-    /// The place in line: 1 for the first entrant of the concert.
+    /// The place in line within its shard: 1 for the shard's first entrant (0 in a pre-queue).
     pub num: u64,
+    /// The entry shard the place belongs to (absent, so 0, in tokens of one-shard lines).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shd: u32,
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
     pub aud: String,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 impl crate::auth::Expiring for QueueClaims {
@@ -60,7 +67,22 @@ pub struct QueueToken {
     pub token_id: Uuid,
     pub user_id: Uuid,
     pub concert_id: Uuid,
+    /// The place in its shard's line (0 for a pre-queue entrant, whose place is its rank).
     pub number: u64,
+    /// The entry shard: its counter numbered the place and its message group carries it.
+    #[serde(default)]
+    pub shard: u32,
+    /// Set for an entrant of a randomised pre-queue: a uniformly random rank, admitted in rank
+    /// order at the opening, ahead of everyone who entered after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prequeue_rank: Option<u64>,
+    /// For an early entrant: the opening, before which nobody is admitted.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "chrono::serde::ts_milliseconds_option"
+    )]
+    pub opens_at: Option<DateTime<Utc>>,
     pub status: StoredStatus,
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub issued_at: DateTime<Utc>,
@@ -100,6 +122,17 @@ impl QueueToken {
 /// (or passed over): 0 means next in line.
 pub fn position(number: u64, admitted_up_to: u64) -> u64 {
     number.saturating_sub(admitted_up_to).saturating_sub(1)
+}
+
+/// Where a waiting token stands, from its own shard's progress: the people ahead of it in its
+/// shard, times the number of shards (entrants pick shards uniformly, so the other shards hold
+/// about as many people ahead). Exact with one shard; an estimate with more.
+pub fn position_in_line(token: &QueueToken, progress: &ShardProgress, shards: u32) -> u64 {
+    let ahead_in_shard = match token.prequeue_rank {
+        Some(rank) => progress.pre_ahead_of(rank),
+        None => position(token.number, progress.admitted_up_to) + progress.pre_remaining(),
+    };
+    ahead_in_shard.saturating_mul(u64::from(shards.max(1)))
 }
 
 /// How admission has gone so far for one concert, kept on the concert's queue counter.
@@ -147,6 +180,9 @@ mod tests {
             user_id: Uuid::now_v7(),
             concert_id: Uuid::now_v7(),
             number: 7,
+            shard: 0,
+            prequeue_rank: None,
+            opens_at: None,
             status,
             issued_at: t0(),
             expires_at: t0() + Duration::hours(6),
@@ -194,6 +230,52 @@ mod tests {
     }
 
     #[test]
+    fn with_one_shard_and_no_pre_queue_the_position_should_be_exact() {
+        let progress = ShardProgress {
+            admitted_up_to: 3,
+            ..ShardProgress::default()
+        };
+        assert_eq!(
+            position_in_line(&token(StoredStatus::Waiting, None), &progress, 1),
+            3
+        );
+    }
+
+    #[test]
+    fn with_shards_the_position_should_scale_the_shard_by_the_shard_count() {
+        let progress = ShardProgress {
+            admitted_up_to: 3,
+            ..ShardProgress::default()
+        };
+        // Three ahead in its own shard, so about twelve ahead over four shards.
+        assert_eq!(
+            position_in_line(&token(StoredStatus::Waiting, None), &progress, 4),
+            12
+        );
+    }
+
+    #[test]
+    fn pre_queue_positions_should_follow_the_rank_and_the_cursor() {
+        let mut progress = ShardProgress {
+            pre_count: 1000,
+            ..ShardProgress::default()
+        };
+        let mut early = token(StoredStatus::Waiting, None);
+        early.prequeue_rank = Some(u64::MAX / 4);
+        // A quarter of the way through the rank range: about 250 ahead.
+        assert_eq!(position_in_line(&early, &progress, 1), 249);
+        // Those who come after the opening stand behind the whole pre-queue.
+        let late = token(StoredStatus::Waiting, None);
+        assert_eq!(position_in_line(&late, &progress, 1), 6 + 999);
+        // Half the pre-queue admitted: the early one is next, the late one 500 closer.
+        progress.pre_cursor = Some(u64::MAX / 2);
+        assert_eq!(position_in_line(&early, &progress, 1), 0);
+        assert_eq!(position_in_line(&late, &progress, 1), 6 + 500);
+        progress.pre_done = true;
+        assert_eq!(position_in_line(&late, &progress, 1), 6);
+    }
+
+    #[test]
     fn wait_estimate_should_use_the_observed_rate_once_there_is_one() {
         let history = AdmissionHistory {
             admitted_total: 100,
@@ -212,14 +294,45 @@ mod tests {
     }
 }
 
-/// A concert's queue counter: the numbering, how far admission has come, and who is active.
+/// How far admission has come in one entry shard of a concert's line: what a poller reads
+/// with its token. Written by the admitter (and, before the opening, counted up by the
+/// pre-queue's entrants).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct QueueCounter {
-    pub last_number: u64,
-    /// Every number up to this one has been admitted or passed over.
+pub struct ShardProgress {
+    /// Every place of the shard up to this number has been admitted or passed over.
     pub admitted_up_to: u64,
-    /// Bumped by every admission, so that admitters running at once take turns: each writes
-    /// on condition that the version it read is still there.
-    pub version: u64,
+    /// Admissions from this shard, for the wait estimate.
     pub history: AdmissionHistory,
+    /// Entrants of the shard's pre-queue.
+    pub pre_count: u64,
+    /// The rank of the last pre-queue entrant admitted or passed over in this shard.
+    pub pre_cursor: Option<u64>,
+    /// Every pre-queue entrant of the shard has been admitted or passed over.
+    pub pre_done: bool,
+}
+
+impl ShardProgress {
+    /// Pre-queue entrants of the shard ranked ahead of `rank` and not yet admitted. Ranks are
+    /// uniform over the `u64` range, so the share of the range between the cursor and `rank`
+    /// is the share of the pre-queue between them.
+    pub fn pre_ahead_of(&self, rank: u64) -> u64 {
+        let cursor = self.pre_cursor.unwrap_or(0);
+        if self.pre_done || rank <= cursor {
+            return 0;
+        }
+        share(self.pre_count, rank - cursor)
+    }
+
+    /// Pre-queue entrants of the shard not yet admitted.
+    pub fn pre_remaining(&self) -> u64 {
+        if self.pre_done || self.pre_count == 0 {
+            return 0;
+        }
+        share(self.pre_count, u64::MAX - self.pre_cursor.unwrap_or(0))
+    }
+}
+
+/// `count` × `span` / 2⁶⁴, rounded down.
+fn share(count: u64, span: u64) -> u64 {
+    ((u128::from(count) * u128::from(span)) >> 64) as u64
 }

@@ -101,6 +101,8 @@ impl TestApi {
             // As locally (see infra/local-stack/src/main.rs).
             "ADMIT_INTERVAL_SECONDS" => Some("1".to_owned()),
             "ADMIT_HAND_BACK_SECONDS" => Some("0".to_owned()),
+            // Tests admit right after entering; the settle time has tests of its own.
+            "QUEUE_SETTLE_MILLIS" => Some("0".to_owned()),
             _ => None,
         })
         .expect("test config is valid");

@@ -394,7 +394,12 @@ async fn a_full_concert_should_not_hold_up_admission_to_another() {
 async fn the_cap_should_hold_exactly_while_admitters_leavers_and_payers_race() {
     const CAP: usize = 6;
     const FANS: usize = 30;
-    let api = TestApi::start_with(|config| config.queue_max_active = CAP as u32).await;
+    // Over four entry shards, so the admitters also merge shards while they race.
+    let api = TestApi::start_with(|config| {
+        config.queue_max_active = CAP as u32;
+        config.queue_entry_shards = 4;
+    })
+    .await;
     let (concert_id, schedule_id) = api.concert_with_one_date().await;
     let concert = shared::ids::parse_id(&concert_id).unwrap();
     let line = line_up(&api, &concert_id, FANS).await;

@@ -8,19 +8,18 @@ use shared::ids::new_id;
 use shared::money::{Account, EntryType};
 use shared::queue::{QueueToken, StoredStatus};
 use shared::store::Role;
-use std::collections::BTreeSet;
 
 #[tokio::test]
-async fn the_queue_counter_should_hand_out_each_number_once_under_concurrency() {
+async fn each_entry_shard_should_hand_out_each_number_once_under_concurrency() {
     let api = TestApi::start().await;
     let store = &api.stack.services.store;
     let concert = new_id();
-    let counters = join_all((0..100).map(|_| store.next_queue_number(concert))).await;
-    let numbers: BTreeSet<u64> = counters
-        .into_iter()
-        .map(|counter| counter.unwrap().last_number)
-        .collect();
-    assert_eq!(numbers, (1..=100).collect());
+    let counters = join_all((0..200).map(|i| store.next_queue_number(concert, i % 2))).await;
+    let mut numbers: Vec<u64> = counters.into_iter().map(|number| number.unwrap()).collect();
+    numbers.sort_unstable();
+    // Two shards, each numbering its own hundred from 1.
+    let expected: Vec<u64> = (1..=100).flat_map(|n| [n, n]).collect();
+    assert_eq!(numbers, expected);
 }
 
 #[tokio::test]
@@ -72,12 +71,15 @@ async fn a_live_queue_token_should_not_be_replaced_but_an_ended_one_should() {
     let store = &api.stack.services.store;
     let now = api.clock.now();
     let (concert, user) = (new_id(), new_id());
-    store.next_queue_number(concert).await.unwrap();
+    store.next_queue_number(concert, 0).await.unwrap();
     let token = |number| QueueToken {
         token_id: new_id(),
         user_id: user,
         concert_id: concert,
         number,
+        shard: 0,
+        prequeue_rank: None,
+        opens_at: None,
         status: StoredStatus::Waiting,
         issued_at: now,
         expires_at: now + Duration::hours(1),
@@ -91,7 +93,7 @@ async fn a_live_queue_token_should_not_be_replaced_but_an_ended_one_should() {
         .put_queue_token(&token(3), now + Duration::hours(1))
         .await
         .unwrap());
-    let (stored, _) = store.queue_state(concert, user).await.unwrap();
+    let (stored, _) = store.queue_state(concert, user, 0).await.unwrap();
     assert_eq!(stored.unwrap().number, 3);
     // Ending a token that was replaced changes nothing.
     assert!(!store

@@ -824,11 +824,12 @@ async fn main() -> Result<(), String> {
     // --- report ------------------------------------------------------------------------------
     let mut out = String::new();
     out.push_str(&format!(
-        "{} `load --fans {} --seats {} --dates {}`: the on-sale took {:.1} s, {requests} requests.\n\n",
+        "{} `load --fans {} --seats {} --dates {}`{}: the on-sale took {:.1} s, {requests} requests.\n\n",
         report::provenance(),
         options.fans,
         rows * 20,
         options.dates,
+        stack_settings(),
         elapsed.as_secs_f64()
     ));
     out.push_str("| outcome | fans |\n|---|---:|\n");
@@ -893,6 +894,7 @@ async fn main() -> Result<(), String> {
         }
         out.push_str("\nPartition heat over the on-sale:\n\n");
         out.push_str(&report::heat(tally, 10));
+        out.push_str(&report::entry_spread(tally));
         if let Some((key, unit_share, write_share)) = report::hottest_write_share(tally) {
             out.push_str(&format!(
                 "\nThe hottest partition key is `{}` (a `{}` key): {:.1}% of all write units, \
@@ -947,6 +949,23 @@ async fn main() -> Result<(), String> {
         return Err("the on-sale broke a rule: see the checks above".into());
     }
     Ok(())
+}
+
+/// The stack's settings that shape the heat, as the environment gives them to both (see
+/// infra/perf.sh), for the report's first line.
+fn stack_settings() -> String {
+    let shown: Vec<String> = ["QUEUE_ENTRY_SHARDS", "QUEUE_MAX_ACTIVE", "HOLD_TTL_SECONDS"]
+        .iter()
+        .filter_map(|name| {
+            let value = std::env::var(name).ok()?;
+            Some(format!("{name}={value}"))
+        })
+        .collect();
+    if shown.is_empty() {
+        String::new()
+    } else {
+        format!(" with {}", shown.join(", "))
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ pub async fn demo(services: &Services) -> Result<()> {
             image_url: None,
             booking_opens_at: now - Duration::hours(1),
             booking_closes_at: now + Duration::days(30),
+            prequeue: false,
             schedules: vec![
                 NewSchedule {
                     starts_at: now + Duration::days(31),

@@ -131,7 +131,7 @@ pub async fn walk(api: &TestApi, meter: &Meter) -> Vec<Step> {
             .request(
                 "POST /queue/tokens",
                 3,
-                "the number must come from the counter before the token that carries it is \
+                "the number must come from the shard's counter before the token that carries it is \
                  written, and a transaction cannot return a counter's new value; then the \
                  entrant goes to SQS for the admitter",
                 enter(),
@@ -158,10 +158,12 @@ pub async fn walk(api: &TestApi, meter: &Meter) -> Vec<Step> {
     .await;
     walk.job(
         "admitter step (one entrant)",
-        3,
-        "reads the counter, then the active list (in that order, so that a list another \
-         admitter changed meanwhile fails the write's version condition), then one transaction \
-         activates the token and adds the shopper to the list; SQS receive and delete around it",
+        4,
+        "once a step, the list of pre-queues to drain; then the admission item with the shards' \
+         progress, then the active list (in that order, so that a list another admitter changed \
+         meanwhile fails the write's version condition), then one transaction activates the \
+         token, adds the shopper to the list and moves the shard's progress; SQS receive and \
+         delete around it",
         async {
             api.admit().await;
         },
@@ -262,7 +264,7 @@ pub async fn walk(api: &TestApi, meter: &Meter) -> Vec<Step> {
     walk.request(
         "POST /payments",
         2,
-        "reservation, account, token, counter and idempotency record in one read, then one \
+        "reservation, account, token, shard progress and idempotency record in one read, then one \
          transaction of up to 12 items",
         pay(),
     )

@@ -190,6 +190,39 @@ fn hottest<N: Copy + PartialOrd>(counts: &BTreeMap<String, N>, top: usize) -> Ve
     rows
 }
 
+/// How queue entry spread: the item writes of the entry-shard partitions (`QUEUE#{id}#{n}`:
+/// the shard counters, and the progress items the admitter moves) and the entries of the SQS
+/// message groups, each with the busiest one's share against the even share.
+pub fn entry_spread(tally: &Tally) -> String {
+    let shards: Vec<u64> = tally
+        .writes
+        .iter()
+        .filter(|(key, _)| entity(key) == "QUEUE#{id}#{n}")
+        .map(|(_, writes)| *writes)
+        .collect();
+    let groups: Vec<u64> = tally.groups.values().copied().collect();
+    let spread = |counts: &[u64]| -> (u64, String, String) {
+        let total: u64 = counts.iter().sum();
+        let busiest = counts.iter().copied().max().unwrap_or(0);
+        let even = if counts.is_empty() {
+            "–".to_owned()
+        } else {
+            format!("{:.1}%", 100.0 / counts.len() as f64)
+        };
+        (total, share(busiest, total), even)
+    };
+    let (shard_writes, shard_busiest, shard_even) = spread(&shards);
+    let (sends, group_busiest, group_even) = spread(&groups);
+    format!(
+        "\nQueue entry: {} entry-shard partitions (`QUEUE#{{id}}#{{n}}`) took {shard_writes} item \
+         writes, the busiest {shard_busiest} of them (an even spread is {shard_even}); {} \
+         message groups carried {sends} entries, the busiest {group_busiest} (even: \
+         {group_even}).\n",
+        shards.len(),
+        groups.len(),
+    )
+}
+
 /// The hottest partition key by write units, with its share of all write units and of all item
 /// writes.
 pub fn hottest_write_share(tally: &Tally) -> Option<(String, f64, f64)> {

@@ -26,6 +26,7 @@ impl Services {
             image_url: body.image_url,
             booking_opens_at: body.booking_opens_at,
             booking_closes_at: body.booking_closes_at,
+            prequeue: body.prequeue,
             cancelled: false,
             created_at: self.clock.now(),
         };
@@ -91,11 +92,12 @@ impl Services {
         }
         // The token's state and the catalog are independent reads: make them together.
         let (queue_state, catalog) = tokio::try_join!(
-            self.store.queue_state(concert_id, principal.user_id),
+            self.store
+                .queue_state(concert_id, principal.user_id, claims.shd),
             self.store.concert_with_schedules(concert_id),
         )?;
-        let (token, counter) = queue_state;
-        self.check_admitted(claims, token, &counter)?;
+        let (token, progress) = queue_state;
+        self.check_admitted(claims, token, &progress)?;
         let (concert, schedules) = catalog.ok_or(DomainError::NotFound("concert"))?;
         let now = self.clock.now();
         if concert.status(now) != ConcertStatus::BookingOpen {

@@ -231,7 +231,7 @@ impl Services {
         for attempt in 0..MAX_ATTEMPTS {
             let context = self
                 .store
-                .payment_context(user_id, reservation_id, claims.cid, key)
+                .payment_context(user_id, reservation_id, claims.cid, claims.shd, key)
                 .await?;
             if let Some(outcome) = context.replay {
                 return replayed(outcome, request);
@@ -252,7 +252,7 @@ impl Services {
                 ReservationStatus::Expired => return Err(DomainError::ReservationExpired),
                 _ => return Err(DomainError::ReservationNotPayable),
             }
-            self.check_admitted(claims.clone(), context.token, &context.counter)?;
+            self.check_admitted(claims.clone(), context.token, &context.progress)?;
             let account = context.account.ok_or(DomainError::NotFound("user"))?;
             let applied = account.apply(
                 EntryType::Payment,

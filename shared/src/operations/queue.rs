@@ -7,14 +7,16 @@ use crate::entry_queue::Entrant;
 use crate::error::{DomainError, Result};
 use crate::ids::{new_id, parse_id};
 use crate::queue::{
-    estimated_wait_seconds, position, QueueClaims, QueueCounter, QueueToken, StoredStatus,
-    TokenStatus, QUEUE_AUDIENCE,
+    estimated_wait_seconds, position_in_line, AdmissionHistory, QueueClaims, QueueToken,
+    ShardProgress, StoredStatus, TokenStatus, QUEUE_AUDIENCE,
 };
 use crate::runtime::Services;
-use crate::store::{Activation, Admission, AdmitConflict, MAX_ACTIVATIONS_PER_WRITE};
+use crate::store::{
+    max_activations_per_write, Activation, Admission, AdmissionState, AdmitConflict, PreEntrant,
+};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
 
 /// The body of `POST /queue/tokens`.
@@ -50,7 +52,8 @@ pub struct AdmitReport {
     pub admitted: usize,
     /// Entrants passed over because they had left, lapsed or been replaced.
     pub passed_over: usize,
-    /// Entrants handed back because their concert had no free slot.
+    /// Entrants handed back because their concert had no free slot (or its pre-queue goes
+    /// first).
     pub deferred: usize,
 }
 
@@ -62,57 +65,101 @@ pub struct Admitted {
 /// Bounds on one admitter step: rounds, and receive calls (10 messages each) per round.
 const MAX_ROUNDS_PER_STEP: usize = 20;
 const MAX_RECEIVES_PER_ROUND: usize = 50;
+/// Writes one concert's admission may try in a round before it leaves the rest for later.
+const MAX_WRITES_PER_ROUND: usize = 100;
+/// How long after a pre-queue's opening the admitter waits before it drains it. An early
+/// entrant whose write completes later than this is moved to the line behind (see
+/// `enter_queue`), so the drain never misses anyone.
+const PREQUEUE_GRACE_MILLIS: i64 = 2_000;
 const QUEUE_TOKEN_HEADER_MISSING: &str = "an X-Queue-Token header is required";
 
 impl Services {
     /// Takes a place in a concert's line, or returns the caller's live place if they have one.
+    ///
+    /// The place is in one of the concert's entry shards, picked at random: its counter numbers
+    /// the place and its message group carries it to the admitter. Before the opening of a
+    /// concert with a pre-queue, the place is a random rank in the pre-queue instead.
     pub async fn enter_queue(&self, principal: &Principal, body: EnterQueue) -> Result<Place> {
         let concert_id = parse_id(&body.concert_id)
             .ok_or_else(|| DomainError::validation("concert_id", "must be a concert id"))?;
-        // The concert, the caller's token and the line's counter: one read.
+        let shard = random_below(self.config.queue_entry_shards);
+        // The concert, the caller's token and the shard's progress: one read.
         let snapshot = self
             .store
-            .queue_snapshot(concert_id, principal.user_id, true, None)
+            .queue_snapshot(concert_id, principal.user_id, shard, true, None)
             .await?;
         let concert = snapshot.concert.ok_or(DomainError::NotFound("concert"))?;
         let now = self.clock.now();
-        if concert.status(now) != ConcertStatus::BookingOpen {
-            return Err(DomainError::BookingClosed("the concert is not on sale"));
-        }
-        let (existing, counter) = (snapshot.token, snapshot.counter);
-        if let Some(token) = existing.filter(|token| token.is_alive(now)) {
-            if token.status(now) == TokenStatus::Waiting {
+        let early = match concert.status(now) {
+            ConcertStatus::BookingOpen => false,
+            ConcertStatus::Scheduled if concert.prequeue => true,
+            _ => return Err(DomainError::BookingClosed("the concert is not on sale")),
+        };
+        if let Some(token) = snapshot.token.filter(|token| token.is_alive(now)) {
+            if token.status(now) == TokenStatus::Waiting && token.prequeue_rank.is_none() {
                 // Sent again in case the first send was lost (a crash between writing the
                 // token and sending). SQS drops it as a duplicate within five minutes of the
                 // first; otherwise the admitter passes over whichever copy comes second.
                 self.entry_queue.send(&entrant_of(&token)).await?;
             }
-            return self.place(token, &counter, now, false);
+            let progress = if token.shard == shard {
+                snapshot.progress
+            } else {
+                self.store
+                    .queue_state(concert_id, principal.user_id, token.shard)
+                    .await?
+                    .1
+            };
+            return self.place(token, &progress, now, false);
         }
 
-        let counter = self.store.next_queue_number(concert_id).await?;
+        let (number, prequeue_rank) = if early {
+            self.store.count_prequeue_entrant(concert_id, shard).await?;
+            (0, Some(random_u64()))
+        } else {
+            (self.store.next_queue_number(concert_id, shard).await?, None)
+        };
+        // An early entrant's wait starts at the opening.
+        let waits_from = if early { concert.booking_opens_at } else { now };
         let token = QueueToken {
             token_id: new_id(),
             user_id: principal.user_id,
             concert_id,
-            number: counter.last_number,
+            number,
+            shard,
+            prequeue_rank,
+            opens_at: early.then_some(concert.booking_opens_at),
             status: StoredStatus::Waiting,
             issued_at: now,
-            expires_at: now + Duration::seconds(self.config.queue_wait_ttl_seconds),
+            expires_at: waits_from + Duration::seconds(self.config.queue_wait_ttl_seconds),
             active_until: None,
         };
         if !self.store.put_queue_token(&token, now).await? {
             // The same user entered at the same moment and won; give them that place. The
             // number taken here stays unused, which only makes positions behind it one too
             // pessimistic until the admitter passes it.
-            let (existing, counter) = self
+            let (existing, _) = self
                 .store
-                .queue_state(concert_id, principal.user_id)
+                .queue_state(concert_id, principal.user_id, shard)
                 .await?;
             let token = existing.ok_or_else(|| DomainError::internal("queue token vanished"))?;
-            return self.place(token, &counter, now, false);
+            let (_, progress) = self
+                .store
+                .queue_state(concert_id, principal.user_id, token.shard)
+                .await?;
+            return self.place(token, &progress, now, false);
         }
-        if let Err(err) = self.entry_queue.send(&entrant_of(&token)).await {
+        if early {
+            let grace = concert.booking_opens_at + Duration::milliseconds(PREQUEUE_GRACE_MILLIS);
+            if self.clock.now() >= grace {
+                // The write took so long that the admitter may already be draining the
+                // pre-queue, and could miss it: give the place up and enter the line instead.
+                self.store
+                    .end_queue_token(concert_id, principal.user_id, token.token_id)
+                    .await?;
+                return Box::pin(self.enter_queue(principal, body)).await;
+            }
+        } else if let Err(err) = self.entry_queue.send(&entrant_of(&token)).await {
             // Without its message the token would wait forever: end it, so that trying again
             // gives a fresh place instead of this dead one.
             let _ = self
@@ -121,13 +168,13 @@ impl Services {
                 .await;
             return Err(err);
         }
-        self.place(token, &counter, now, true)
+        self.place(token, &snapshot.progress, now, true)
     }
 
     fn place(
         &self,
         token: QueueToken,
-        counter: &QueueCounter,
+        progress: &ShardProgress,
         now: DateTime<Utc>,
         created: bool,
     ) -> Result<Place> {
@@ -135,7 +182,9 @@ impl Services {
         Ok(Place {
             queue_token: self.sign_queue_token(&token)?,
             position: match status {
-                TokenStatus::Waiting => position(token.number, counter.admitted_up_to),
+                TokenStatus::Waiting => {
+                    position_in_line(&token, progress, self.config.queue_entry_shards)
+                }
                 _ => 0,
             },
             status,
@@ -152,6 +201,7 @@ impl Services {
             cid: token.concert_id,
             tid: token.token_id,
             num: token.number,
+            shd: token.shard,
             iat: token.issued_at.timestamp(),
             exp: token.expires_at.timestamp() + self.config.queue_active_ttl_seconds,
             iss: ISSUER.to_owned(),
@@ -199,14 +249,39 @@ impl Services {
         let claims = match self.queue_claims(principal, header)? {
             Ok(claims) | Err(claims) => claims,
         };
-        let (token, counter) = self.store.queue_state(claims.cid, claims.sub).await?;
+        let (token, progress) = self
+            .store
+            .queue_state(claims.cid, claims.sub, claims.shd)
+            .await?;
         let now = self.clock.now();
         let token = token.filter(|token| token.token_id == claims.tid);
         let status = token
             .as_ref()
             .map_or(TokenStatus::Expired, |token| token.status(now));
-        let position = match status {
-            TokenStatus::Waiting => position(claims.num, counter.admitted_up_to),
+        let shards = self.config.queue_entry_shards;
+        let position = match (&token, status) {
+            (Some(token), TokenStatus::Waiting) => position_in_line(token, &progress, shards),
+            _ => 0,
+        };
+        let estimated_wait_seconds = match (&token, status) {
+            (Some(token), TokenStatus::Waiting) => {
+                // The shard's admissions stand for the concert's: shards are filled evenly.
+                let history = AdmissionHistory {
+                    admitted_total: progress.history.admitted_total * u64::from(shards),
+                    first_admitted_at: progress.history.first_admitted_at,
+                };
+                let until_opening = token
+                    .opens_at
+                    .map_or(0, |opens_at| (opens_at - now).num_seconds().max(0) as u64);
+                until_opening
+                    + estimated_wait_seconds(
+                        position,
+                        &history,
+                        now,
+                        self.config.queue_max_active,
+                        self.config.queue_active_ttl_seconds,
+                    )
+            }
             _ => 0,
         };
         Ok(QueueView {
@@ -214,16 +289,7 @@ impl Services {
             concert_id: claims.cid,
             status,
             position,
-            estimated_wait_seconds: match status {
-                TokenStatus::Waiting => estimated_wait_seconds(
-                    position,
-                    &counter.history,
-                    now,
-                    self.config.queue_max_active,
-                    self.config.queue_active_ttl_seconds,
-                ),
-                _ => 0,
-            },
+            estimated_wait_seconds,
             active_until: match status {
                 TokenStatus::Active => token.and_then(|token| token.active_until),
                 _ => None,
@@ -264,8 +330,11 @@ impl Services {
                 "the queue token is for another concert",
             ));
         }
-        let (token, counter) = self.store.queue_state(claims.cid, claims.sub).await?;
-        self.check_admitted(claims, token, &counter)
+        let (token, progress) = self
+            .store
+            .queue_state(claims.cid, claims.sub, claims.shd)
+            .await?;
+        self.check_admitted(claims, token, &progress)
     }
 
     /// The queue token's claims for a booking endpoint: genuine, the caller's, not past `exp`.
@@ -283,7 +352,7 @@ impl Services {
         &self,
         claims: QueueClaims,
         token: Option<QueueToken>,
-        counter: &QueueCounter,
+        progress: &ShardProgress,
     ) -> Result<Admitted> {
         let now = self.clock.now();
         match token.filter(|token| token.token_id == claims.tid) {
@@ -293,7 +362,7 @@ impl Services {
             Some(token) => match token.status(now) {
                 TokenStatus::Active => Ok(Admitted { claims }),
                 TokenStatus::Waiting => Err(DomainError::QueueNotAdmitted {
-                    position: position(token.number, counter.admitted_up_to),
+                    position: position_in_line(&token, progress, self.config.queue_entry_shards),
                 }),
                 TokenStatus::Expired => Err(DomainError::QueueTokenExpired(
                     "the queue token has expired or was used",
@@ -302,18 +371,23 @@ impl Services {
         }
     }
 
-    /// One admission step: takes entrants off the FIFO queue and activates them, in number
-    /// order, while their concert has free slots. Safe to run concurrently with itself (every
-    /// counter write is conditional on the version read).
+    /// One admission step: activates waiting entrants in arrival order while their concert has
+    /// free slots. Safe to run concurrently with itself (every write is conditional on the
+    /// concert's admission version as read).
     ///
-    /// A step works in rounds. Each round first gathers every message it can see (SQS shows a
-    /// concert's line a head at a time; the local emulator may show all of it, and out of
-    /// order after hand-backs), then admits each concert's entrants sorted by number, deletes
-    /// the handled messages and hands the rest back until the next step. Deleting unblocks the
-    /// concert's group, so the next round sees its next entrants; a round that handles nothing
+    /// Concerts whose randomised pre-queue has opened go first: their early entrants are
+    /// admitted in rank order, and until the pre-queue is through, the entry queue's messages
+    /// for those concerts wait.
+    ///
+    /// Then the entry queue, in rounds. Each round gathers every message it can see (SQS shows
+    /// each message group's head, at most 10 messages, and no more of a group until those are
+    /// deleted or handed back), merges each concert's shards by arrival ([`in_arrival_order`]),
+    /// admits those it may, deletes the handled messages and hands the rest back. Deleting
+    /// unblocks a group, so the next round sees its next entrants; a round that handles nothing
     /// ends the step.
     pub async fn admit_step(&self) -> Result<AdmitReport> {
         let mut report = AdmitReport::default();
+        let held = self.admit_prequeues(&mut report).await?;
         for _ in 0..MAX_ROUNDS_PER_STEP {
             let mut received = Vec::new();
             for _ in 0..MAX_RECEIVES_PER_ROUND {
@@ -326,14 +400,23 @@ impl Services {
             if received.is_empty() {
                 break;
             }
-            let mut by_concert: BTreeMap<Uuid, Vec<(Entrant, String)>> = BTreeMap::new();
+            // SQS stamps arrivals with the wall clock, so the settle time is measured on it
+            // (not on the business clock, which tests may stop).
+            let now_ms = Utc::now().timestamp_millis();
+            let mut by_concert: BTreeMap<Uuid, Vec<Arrival>> = BTreeMap::new();
             let mut unreadable = Vec::new();
             for message in received {
                 match message.entrant {
-                    Some(entrant) => by_concert
-                        .entry(entrant.concert_id)
-                        .or_default()
-                        .push((entrant, message.receipt)),
+                    Some(entrant) => {
+                        by_concert
+                            .entry(entrant.concert_id)
+                            .or_default()
+                            .push(Arrival {
+                                entrant,
+                                sent_at_ms: message.sent_at_ms.unwrap_or(now_ms),
+                                receipt: message.receipt,
+                            })
+                    }
                     None => unreadable.push(message.receipt),
                 }
             }
@@ -344,23 +427,54 @@ impl Services {
                 );
                 self.entry_queue.delete(&unreadable).await?;
             }
+            let hand_back_seconds = self.config.admit_hand_back_seconds as i32;
             let mut progress = false;
-            for (concert_id, mut entrants) in by_concert {
-                entrants.sort_by_key(|(entrant, _)| entrant.number);
-                let outcome = self.admit_concert(concert_id, entrants).await?;
-                progress |= !outcome.done.is_empty();
+            for (concert_id, arrivals) in by_concert {
+                if held.contains(&concert_id) {
+                    // The concert's pre-queue goes first: these wait, in order, until it is
+                    // through.
+                    report.deferred += arrivals.len();
+                    let receipts: Vec<String> = arrivals
+                        .into_iter()
+                        .map(|arrival| arrival.receipt)
+                        .collect();
+                    self.entry_queue
+                        .hand_back(&receipts, hand_back_seconds)
+                        .await?;
+                    continue;
+                }
+                let (ready, later) =
+                    in_arrival_order(arrivals, now_ms, self.config.queue_settle_millis);
+                let candidates: Vec<Candidate> = ready
+                    .iter()
+                    .map(|arrival| Candidate::from(&arrival.entrant))
+                    .collect();
+                let outcome = self
+                    .admit_in_order(concert_id, &candidates, &HashSet::new())
+                    .await?;
+                progress |= outcome.handled.iter().any(|&done| done);
                 report.admitted += outcome.admitted;
                 report.passed_over += outcome.passed_over;
-                report.deferred += outcome.deferred.len();
-                self.entry_queue.delete(&outcome.done).await?;
-                // Handed back until the next step (ADMIT_HAND_BACK_SECONDS): the full concert's
-                // group stays blocked behind them, in order, while other concerts move, and
-                // each waiting message is received about once a step.
-                for receipt in &outcome.deferred {
-                    self.entry_queue
-                        .hand_back(receipt, self.config.admit_hand_back_seconds as i32)
-                        .await?;
+                let (mut done, mut deferred) = (Vec::new(), Vec::new());
+                for (arrival, handled) in ready.into_iter().zip(&outcome.handled) {
+                    if *handled {
+                        done.push(arrival.receipt);
+                    } else {
+                        deferred.push(arrival.receipt);
+                    }
                 }
+                report.deferred += deferred.len();
+                self.entry_queue.delete(&done).await?;
+                // No free slot: handed back until the next step (ADMIT_HAND_BACK_SECONDS), so
+                // the concert's groups stay blocked behind them, in order, while other concerts
+                // move, and each waiting message is received about once a step.
+                self.entry_queue
+                    .hand_back(&deferred, hand_back_seconds)
+                    .await?;
+                // Not yet theirs to take (a shard behind them has not shown its next entrants,
+                // or they are within the settle time): shown again at once.
+                let later: Vec<String> = later.into_iter().map(|arrival| arrival.receipt).collect();
+                self.entry_queue.hand_back(&later, 0).await?;
             }
             if !progress {
                 break;
@@ -378,69 +492,128 @@ impl Services {
         Ok(report)
     }
 
-    /// Admits one concert's entrants (in number order) into its free slots, in writes of at
-    /// most [`MAX_ACTIVATIONS_PER_WRITE`] activations, until the entrants or the slots run out.
-    async fn admit_concert(
+    /// Drains every pre-queue whose opening (and grace) has passed, as far as free slots allow;
+    /// takes the drained ones off the list. Returns the concerts whose pre-queue is not through
+    /// yet: their entry-queue messages wait.
+    async fn admit_prequeues(&self, report: &mut AdmitReport) -> Result<HashSet<Uuid>> {
+        let mut held = HashSet::new();
+        for (concert_id, opens_at) in self.store.pending_prequeues().await? {
+            let ready_at = opens_at + Duration::milliseconds(PREQUEUE_GRACE_MILLIS);
+            if self.clock.now() >= ready_at && self.drain_prequeue(concert_id, report).await? {
+                self.store.finish_prequeue(concert_id).await?;
+                tracing::info!(%concert_id, "pre-queue drained");
+            } else {
+                held.insert(concert_id);
+            }
+        }
+        Ok(held)
+    }
+
+    /// Admits a concert's early entrants in rank order, merged over its shards, into its free
+    /// slots. True once every shard's pre-queue is through.
+    async fn drain_prequeue(&self, concert_id: Uuid, report: &mut AdmitReport) -> Result<bool> {
+        let shards = self.config.queue_entry_shards;
+        let page_size = max_activations_per_write(shards);
+        for _ in 0..MAX_ROUNDS_PER_STEP {
+            let state = self.store.admission_state(concert_id, shards).await?;
+            let open: Vec<u32> = (0..shards)
+                .filter(|&shard| !state.shards[shard as usize].pre_done)
+                .collect();
+            if open.is_empty() {
+                return Ok(true);
+            }
+            let pages = futures::future::try_join_all(open.iter().map(|&shard| {
+                let cursor = state.shards[shard as usize].pre_cursor;
+                self.store
+                    .prequeue_page(concert_id, shard, cursor, page_size)
+            }))
+            .await?;
+            let pages: Vec<(u32, Vec<PreEntrant>, bool)> = open
+                .into_iter()
+                .zip(pages)
+                .map(|(shard, (page, more))| (shard, page, more))
+                .collect();
+            let (candidates, last_pages) = merge_ranks(&pages);
+            let outcome = self
+                .admit_in_order(concert_id, &candidates, &last_pages)
+                .await?;
+            report.admitted += outcome.admitted;
+            report.passed_over += outcome.passed_over;
+            if outcome.handled.iter().any(|&done| !done) {
+                // No free slot: the rest of the pre-queue waits for a later step.
+                return Ok(false);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Admits `candidates` (in the order given) into the concert's free slots, in writes of at
+    /// most [`max_activations_per_write`] activations, until the candidates or the slots run
+    /// out. Each write moves the progress of the shards it touches; a shard in `last_pages`
+    /// whose candidates are all handled is marked through with its pre-queue.
+    async fn admit_in_order(
         &self,
         concert_id: Uuid,
-        entrants: Vec<(Entrant, String)>,
-    ) -> Result<ConcertOutcome> {
-        let mut outcome = ConcertOutcome::default();
-        // Entrants admitted or passed over so far, by index into `entrants`.
-        let mut handled = vec![false; entrants.len()];
-        // Entrants known not to be waiting any more.
+        candidates: &[Candidate],
+        last_pages: &HashSet<u32>,
+    ) -> Result<InOrder> {
+        let shards = self.config.queue_entry_shards;
+        let per_write = max_activations_per_write(shards);
+        let mut outcome = InOrder {
+            handled: vec![false; candidates.len()],
+            admitted: 0,
+            passed_over: 0,
+        };
+        // Candidates known not to be waiting any more.
         let mut not_waiting: Vec<usize> = Vec::new();
-        loop {
+        for _ in 0..MAX_WRITES_PER_ROUND {
             let now = self.clock.now();
-            // The counter first, then the active list: an admitter that writes in between
-            // bumps the version this write is conditional on, so a stale list never counts.
-            let counter = self.store.queue_counter(concert_id).await?;
+            // The admission item first, then the active list: an admitter that writes in
+            // between bumps the version this write is conditional on, so a stale list never
+            // counts.
+            let state = self.store.admission_state(concert_id, shards).await?;
             let active = self.store.live_active(concert_id, now).await?;
             let free = (self.config.queue_max_active as usize).saturating_sub(active.len());
-            let NextWrite {
-                chosen,
-                passing,
-                admitted_up_to,
-            } = next_write(
-                &entrants,
-                &handled,
-                &not_waiting,
-                free,
-                counter.admitted_up_to,
+            let NextWrite { chosen, passing } =
+                next_write(&outcome.handled, &not_waiting, free.min(per_write));
+            let mut after = outcome.handled.clone();
+            for &index in chosen.iter().chain(&passing) {
+                after[index] = true;
+            }
+            let progress = next_progress(
+                &state, candidates, &after, &chosen, &passing, last_pages, now,
             );
-            let activations: Vec<Activation> = chosen
-                .iter()
-                .map(|&index| Activation {
-                    user_id: entrants[index].0.user_id,
-                    token_id: entrants[index].0.token_id,
-                })
-                .collect();
-            if activations.is_empty() && admitted_up_to == counter.admitted_up_to {
-                // Nothing to write: those passed over are already behind admitted_up_to.
+            if chosen.is_empty() && progress.is_empty() {
+                // Nothing to write: those passed over are behind the shard's progress already.
                 for index in passing {
-                    handled[index] = true;
+                    outcome.handled[index] = true;
                     outcome.passed_over += 1;
                 }
                 break;
             }
+            let activations: Vec<Activation> = chosen
+                .iter()
+                .map(|&index| Activation {
+                    user_id: candidates[index].user_id,
+                    token_id: candidates[index].token_id,
+                })
+                .collect();
             let admission = Admission {
                 concert_id,
-                read: &counter,
-                admitted_up_to,
+                version: state.version,
+                progress: &progress,
                 activations: &activations,
                 active_until: now + Duration::seconds(self.config.queue_active_ttl_seconds),
                 now,
             };
             match self.store.admit(admission).await? {
                 Ok(()) => {
-                    for &index in chosen.iter().chain(&passing) {
-                        handled[index] = true;
-                    }
+                    outcome.handled = after;
                     outcome.admitted += chosen.len();
                     outcome.passed_over += passing.len();
                     // Go on while the per-write limit, not the free slots, stopped this write.
-                    let waiting = handled.iter().any(|done| !done);
-                    if !waiting || activations.len() >= free {
+                    let waiting = outcome.handled.iter().any(|done| !done);
+                    if !waiting || chosen.len() >= free {
                         break;
                     }
                 }
@@ -448,14 +621,6 @@ impl Services {
                 Err(AdmitConflict::NotWaiting(failed)) => {
                     not_waiting.extend(failed.into_iter().map(|index| chosen[index]));
                 }
-            }
-        }
-        for ((_, receipt), done) in entrants.into_iter().zip(handled) {
-            if done {
-                outcome.done.push(receipt);
-            } else {
-                // No free slot: this entrant and everyone after them wait for a later step.
-                outcome.deferred.push(receipt);
             }
         }
         Ok(outcome)
@@ -468,44 +633,205 @@ impl Services {
     }
 }
 
-/// What one admitter write takes from a concert's entrants (in number order): indexes to
-/// activate and to pass over, and how far admission then reaches.
+/// A message from the entry queue, with when SQS received it.
+struct Arrival {
+    entrant: Entrant,
+    sent_at_ms: i64,
+    receipt: String,
+}
+
+/// One concert's entrants as received, split into those the admitter may take now, in arrival
+/// order, and those that must wait for a later round.
+///
+/// SQS keeps each message group (entry shard) in the order it received the messages, and shows
+/// a group's head only: entrants of a shard not yet shown arrived no earlier than the newest
+/// one shown. So an entrant may be taken only if no shard can still show someone who arrived
+/// before them: their arrival is no later than the newest shown of every shard that showed
+/// any, and at least `settle_ms` old (a shard that showed nothing may have an entry SQS
+/// accepted a moment ago but does not show yet). Those taken are exactly in arrival order
+/// across shards; ties (the same millisecond) go by shard, then number.
+fn in_arrival_order(
+    mut arrivals: Vec<Arrival>,
+    now_ms: i64,
+    settle_ms: i64,
+) -> (Vec<Arrival>, Vec<Arrival>) {
+    let mut newest: HashMap<u32, i64> = HashMap::new();
+    for arrival in &arrivals {
+        let seen = newest.entry(arrival.entrant.shard).or_insert(i64::MIN);
+        *seen = (*seen).max(arrival.sent_at_ms);
+    }
+    let cutoff = newest.values().copied().fold(now_ms - settle_ms, i64::min);
+    arrivals.sort_by_key(|arrival| {
+        (
+            arrival.sent_at_ms,
+            arrival.entrant.shard,
+            arrival.entrant.number,
+        )
+    });
+    arrivals
+        .into_iter()
+        .partition(|arrival| arrival.sent_at_ms <= cutoff)
+}
+
+/// One page of each open pre-queue shard (shard, entrants in rank order, whether it may hold
+/// more), merged: the entrants the admitter may take in rank order, and the shards whose every
+/// remaining entrant is among them. Entrants ranked after the last one read of a shard with
+/// more to read wait for the next page, since that shard's unread entrants may rank before
+/// them.
+fn merge_ranks(pages: &[(u32, Vec<PreEntrant>, bool)]) -> (Vec<Candidate>, HashSet<u32>) {
+    let bound = pages
+        .iter()
+        .filter(|(_, _, more)| *more)
+        .filter_map(|(_, page, _)| page.last().map(|entrant| entrant.rank))
+        .min()
+        .unwrap_or(u64::MAX);
+    let mut candidates = Vec::new();
+    let mut last_pages = HashSet::new();
+    for (shard, page, more) in pages {
+        if !more && page.iter().all(|entrant| entrant.rank <= bound) {
+            last_pages.insert(*shard);
+        }
+        candidates.extend(
+            page.iter()
+                .filter(|entrant| entrant.rank <= bound)
+                .map(|entrant| Candidate {
+                    user_id: entrant.user_id,
+                    token_id: entrant.token_id,
+                    shard: *shard,
+                    place: Slot::Rank(entrant.rank),
+                }),
+        );
+    }
+    candidates.sort_by_key(|candidate| match candidate.place {
+        Slot::Rank(rank) | Slot::Number(rank) => (rank, candidate.shard),
+    });
+    (candidates, last_pages)
+}
+
+/// Someone the admitter may activate.
+#[derive(Clone, Debug)]
+struct Candidate {
+    user_id: Uuid,
+    token_id: Uuid,
+    shard: u32,
+    place: Slot,
+}
+
+/// Where a candidate stands in its shard.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// A numbered place of the entry queue.
+    Number(u64),
+    /// A pre-queue rank.
+    Rank(u64),
+}
+
+impl From<&Entrant> for Candidate {
+    fn from(entrant: &Entrant) -> Self {
+        Self {
+            user_id: entrant.user_id,
+            token_id: entrant.token_id,
+            shard: entrant.shard,
+            place: Slot::Number(entrant.number),
+        }
+    }
+}
+
+/// What [`Services::admit_in_order`] did.
+struct InOrder {
+    /// By candidate: admitted or passed over.
+    handled: Vec<bool>,
+    admitted: usize,
+    passed_over: usize,
+}
+
+/// What one admitter write takes from the candidates (in order): indexes to activate and to
+/// pass over.
 #[derive(Debug, PartialEq)]
 struct NextWrite {
     chosen: Vec<usize>,
     passing: Vec<usize>,
-    admitted_up_to: u64,
 }
 
-/// The entrants not yet `handled` that the next write activates (at most `free`, and at most
-/// [`MAX_ACTIVATIONS_PER_WRITE`]) or passes over (those known `not_waiting`).
-fn next_write(
-    entrants: &[(Entrant, String)],
-    handled: &[bool],
-    not_waiting: &[usize],
-    free: usize,
-    admitted_up_to: u64,
-) -> NextWrite {
+/// The candidates not yet `handled` that the next write activates (the first `limit` of them)
+/// or passes over (those known `not_waiting`).
+fn next_write(handled: &[bool], not_waiting: &[usize], limit: usize) -> NextWrite {
     let mut next = NextWrite {
         chosen: Vec::new(),
         passing: Vec::new(),
-        admitted_up_to,
     };
-    for (index, (entrant, _)) in entrants.iter().enumerate() {
-        if handled[index] {
+    for (index, &done) in handled.iter().enumerate() {
+        if done {
             continue;
         }
         // A message seen before (redelivered after its admission) needs no shortcut: its
         // activation fails the WAITING condition and it is passed over here.
         if not_waiting.contains(&index) {
-            next.admitted_up_to = next.admitted_up_to.max(entrant.number);
             next.passing.push(index);
-        } else if next.chosen.len() < free.min(MAX_ACTIVATIONS_PER_WRITE) {
-            next.admitted_up_to = next.admitted_up_to.max(entrant.number);
+        } else if next.chosen.len() < limit {
             next.chosen.push(index);
         }
     }
     next
+}
+
+/// The progress a write leaves in each shard it changes: how far admission reaches in the
+/// shard (numbers or ranks of those activated and passed over), the shard's admissions, and
+/// whether its pre-queue is through (a shard of `last_pages` with all its candidates handled
+/// `after` the write). Shards whose progress would not change are left out.
+fn next_progress(
+    state: &AdmissionState,
+    candidates: &[Candidate],
+    after: &[bool],
+    chosen: &[usize],
+    passing: &[usize],
+    last_pages: &HashSet<u32>,
+    now: DateTime<Utc>,
+) -> Vec<(u32, ShardProgress)> {
+    let mut changed: BTreeMap<u32, ShardProgress> = BTreeMap::new();
+    fn entry<'a>(
+        changed: &'a mut BTreeMap<u32, ShardProgress>,
+        state: &AdmissionState,
+        shard: u32,
+    ) -> Option<&'a mut ShardProgress> {
+        let current = state.shards.get(shard as usize)?;
+        Some(changed.entry(shard).or_insert_with(|| current.clone()))
+    }
+    for (&index, activated) in chosen
+        .iter()
+        .map(|index| (index, true))
+        .chain(passing.iter().map(|index| (index, false)))
+    {
+        let candidate = &candidates[index];
+        let Some(progress) = entry(&mut changed, state, candidate.shard) else {
+            continue;
+        };
+        match candidate.place {
+            Slot::Number(number) => progress.admitted_up_to = progress.admitted_up_to.max(number),
+            Slot::Rank(rank) => {
+                progress.pre_cursor = Some(progress.pre_cursor.map_or(rank, |c| c.max(rank)));
+            }
+        }
+        if activated {
+            progress.history.admitted_total += 1;
+            progress.history.first_admitted_at.get_or_insert(now);
+        }
+    }
+    for &shard in last_pages {
+        let through = candidates
+            .iter()
+            .zip(after)
+            .all(|(candidate, &done)| candidate.shard != shard || done);
+        if through {
+            if let Some(progress) = entry(&mut changed, state, shard) {
+                progress.pre_done = true;
+            }
+        }
+    }
+    changed
+        .into_iter()
+        .filter(|(shard, progress)| state.shards.get(*shard as usize) != Some(progress))
+        .collect()
 }
 
 fn entrant_of(token: &QueueToken) -> Entrant {
@@ -514,64 +840,175 @@ fn entrant_of(token: &QueueToken) -> Entrant {
         user_id: token.user_id,
         token_id: token.token_id,
         number: token.number,
+        shard: token.shard,
     }
 }
 
-#[derive(Default)]
-struct ConcertOutcome {
-    admitted: usize,
-    passed_over: usize,
-    /// Receipts of messages that are handled (admitted or passed over): delete them.
-    done: Vec<String>,
-    /// Receipts to hand back: no free slot yet.
-    deferred: Vec<String>,
+/// A uniformly random number below `bound` (at least 1).
+fn random_below(bound: u32) -> u32 {
+    (random_u64() % u64::from(bound.max(1))) as u32
+}
+
+/// 64 random bits, from the operating system's generator (through a version 4 UUID, whose
+/// other 58 random bits and 6 fixed ones are left out).
+fn random_u64() -> u64 {
+    let (high, low) = Uuid::new_v4().as_u64_pair();
+    // The version nibble sits in bits 12..16 of `high`; its last 16 bits are replaced by
+    // random ones from `low`.
+    (high & !0xFFFF) | (low & 0xFFFF)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn line(count: u64) -> Vec<(Entrant, String)> {
-        (1..=count)
-            .map(|number| {
-                let entrant = Entrant {
-                    concert_id: Uuid::nil(),
-                    user_id: Uuid::from_u128(u128::from(number)),
-                    token_id: Uuid::from_u128(u128::from(number) + 1000),
-                    number,
-                };
-                (entrant, format!("receipt-{number}"))
-            })
-            .collect()
+    fn entrant(shard: u32, number: u64) -> Entrant {
+        Entrant {
+            concert_id: Uuid::nil(),
+            user_id: Uuid::from_u128(u128::from(shard) << 64 | u128::from(number)),
+            token_id: Uuid::now_v7(),
+            number,
+            shard,
+        }
+    }
+
+    fn arrival(shard: u32, number: u64, sent_at_ms: i64) -> Arrival {
+        Arrival {
+            entrant: entrant(shard, number),
+            sent_at_ms,
+            receipt: format!("{shard}-{number}"),
+        }
+    }
+
+    fn receipts(arrivals: &[Arrival]) -> Vec<&str> {
+        arrivals.iter().map(|a| a.receipt.as_str()).collect()
     }
 
     #[test]
-    fn when_more_slots_than_one_write_holds_should_take_the_first_49_then_the_rest() {
-        let entrants = line(110);
+    fn shards_should_merge_in_arrival_order() {
+        let arrivals = vec![
+            arrival(0, 1, 1_000),
+            arrival(0, 2, 1_030),
+            arrival(1, 1, 1_010),
+            arrival(1, 2, 1_040),
+            arrival(2, 1, 1_020),
+        ];
+        // Long settled: every shard's newest bounds the merge. Shard 0 may still show someone
+        // after 1_030, so 1_040 waits.
+        let (ready, later) = in_arrival_order(arrivals, 100_000, 1_000);
+        assert_eq!(receipts(&ready), ["0-1", "1-1", "2-1"]);
+        assert_eq!(receipts(&later), ["0-2", "1-2"]);
+    }
+
+    #[test]
+    fn arrivals_within_the_settle_time_should_wait() {
+        let arrivals = vec![arrival(0, 1, 9_000), arrival(0, 2, 9_600)];
+        let (ready, later) = in_arrival_order(arrivals, 10_000, 1_000);
+        assert_eq!(receipts(&ready), ["0-1"]);
+        assert_eq!(receipts(&later), ["0-2"]);
+    }
+
+    #[test]
+    fn a_shard_that_shows_nobody_should_not_hold_up_the_others() {
+        let arrivals = vec![arrival(3, 1, 1_000), arrival(3, 2, 1_001)];
+        let (ready, later) = in_arrival_order(arrivals, 5_000, 1_000);
+        assert_eq!(receipts(&ready), ["3-1", "3-2"]);
+        assert!(later.is_empty());
+    }
+
+    #[test]
+    fn when_more_slots_than_one_write_holds_should_take_the_first_then_the_rest() {
         let mut handled = vec![false; 110];
-        let first = next_write(&entrants, &handled, &[], 120, 0);
-        assert_eq!(
-            first.chosen,
-            (0..MAX_ACTIVATIONS_PER_WRITE).collect::<Vec<_>>()
-        );
-        assert_eq!(first.admitted_up_to, 49);
+        let first = next_write(&handled, &[], 49);
+        assert_eq!(first.chosen, (0..49).collect::<Vec<_>>());
         for &index in &first.chosen {
             handled[index] = true;
         }
-        // The next write goes on in number order from where the first stopped.
-        let second = next_write(&entrants, &handled, &[], 120 - 49, 49);
+        // The next write goes on in order from where the first stopped.
+        let second = next_write(&handled, &[], 49);
         assert_eq!(second.chosen, (49..98).collect::<Vec<_>>());
-        assert_eq!(second.admitted_up_to, 98);
     }
 
     #[test]
     fn when_few_slots_should_take_only_those_and_pass_over_the_departed() {
-        let entrants = line(10);
         let handled = vec![false; 10];
-        // Entrant 2 (index 1) left; three slots are free.
-        let next = next_write(&entrants, &handled, &[1], 3, 0);
+        // Candidate 2 (index 1) left; three slots are free.
+        let next = next_write(&handled, &[1], 3);
         assert_eq!(next.chosen, [0, 2, 3]);
         assert_eq!(next.passing, [1]);
-        assert_eq!(next.admitted_up_to, 4);
+    }
+
+    #[test]
+    fn a_write_should_move_only_the_shards_it_touches() {
+        let state = AdmissionState {
+            version: 4,
+            shards: vec![ShardProgress::default(); 3],
+        };
+        let candidates: Vec<Candidate> = [entrant(0, 1), entrant(2, 1), entrant(2, 2)]
+            .iter()
+            .map(Candidate::from)
+            .collect();
+        let now = Utc::now();
+        let progress = next_progress(
+            &state,
+            &candidates,
+            &[true, true, true],
+            &[0, 2],
+            &[1],
+            &HashSet::new(),
+            now,
+        );
+        let shards: Vec<u32> = progress.iter().map(|(shard, _)| *shard).collect();
+        assert_eq!(shards, [0, 2]);
+        assert_eq!(progress[0].1.admitted_up_to, 1);
+        assert_eq!(progress[0].1.history.admitted_total, 1);
+        // Shard 2: number 1 passed over, number 2 admitted.
+        assert_eq!(progress[1].1.admitted_up_to, 2);
+        assert_eq!(progress[1].1.history.admitted_total, 1);
+        assert_eq!(progress[1].1.history.first_admitted_at, Some(now));
+    }
+
+    fn pre(rank: u64) -> PreEntrant {
+        PreEntrant {
+            rank,
+            user_id: Uuid::from_u128(u128::from(rank)),
+            token_id: Uuid::now_v7(),
+        }
+    }
+
+    #[test]
+    fn pre_queue_pages_should_merge_by_rank_up_to_the_shortest_unread_shard() {
+        let pages = vec![
+            (0, vec![pre(10), pre(40)], true),
+            (1, vec![pre(20), pre(30), pre(50)], false),
+            (2, vec![], false),
+        ];
+        let (candidates, last_pages) = merge_ranks(&pages);
+        let ranks: Vec<u64> = candidates
+            .iter()
+            .map(|c| match c.place {
+                Slot::Rank(rank) | Slot::Number(rank) => rank,
+            })
+            .collect();
+        // Shard 0 may hold ranks after 40 that come before 50: 50 waits for its next page.
+        assert_eq!(ranks, [10, 20, 30, 40]);
+        assert_eq!(last_pages, HashSet::from([2]));
+    }
+
+    #[test]
+    fn random_numbers_should_cover_the_whole_range() {
+        let draws: Vec<u64> = (0..2000).map(|_| random_u64()).collect();
+        // Every bit is set in some draw and clear in another.
+        for bit in 0..64 {
+            assert!(
+                draws.iter().any(|d| d >> bit & 1 == 1),
+                "bit {bit} never set"
+            );
+            assert!(
+                draws.iter().any(|d| d >> bit & 1 == 0),
+                "bit {bit} never clear"
+            );
+        }
+        assert!((0..1000).all(|_| random_below(7) < 7));
     }
 }

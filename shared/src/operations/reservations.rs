@@ -26,11 +26,16 @@ impl Services {
     ) -> Result<(Uuid, Vec<SeatState>)> {
         let claims = self.admission_claims(principal, queue_token)?;
         let schedule_id = parse_id(raw_schedule_id).ok_or(DomainError::NotFound("schedule"))?;
-        // The token, the counter, the concert and the schedule in one read, the first block of
+        // The token, its shard's progress, the concert and the schedule in one read, the first block of
         // seats in another, together; a venue larger than one block reads the rest after.
         let (snapshot, mut seats) = tokio::try_join!(
-            self.store
-                .queue_snapshot(claims.cid, principal.user_id, true, Some(schedule_id)),
+            self.store.queue_snapshot(
+                claims.cid,
+                principal.user_id,
+                claims.shd,
+                true,
+                Some(schedule_id),
+            ),
             self.store.seats_in_blocks(schedule_id, 0..1),
         )?;
         let Some(first) = seats.first() else {
@@ -41,7 +46,7 @@ impl Services {
                 "the queue token is for another concert",
             ));
         }
-        self.check_admitted(claims, snapshot.token, &snapshot.counter)?;
+        self.check_admitted(claims, snapshot.token, &snapshot.progress)?;
         let now = self.clock.now();
         if snapshot.concert.map(|c| c.status(now)) != Some(ConcertStatus::BookingOpen) {
             return Err(DomainError::BookingClosed("the concert is not on sale"));
@@ -64,10 +69,16 @@ impl Services {
         let claims = self.admission_claims(principal, queue_token)?;
         let context = self
             .store
-            .hold_context(claims.cid, schedule_id, &seat_nos, principal.user_id)
+            .hold_context(
+                claims.cid,
+                schedule_id,
+                &seat_nos,
+                principal.user_id,
+                claims.shd,
+            )
             .await?;
         let token_id = claims.tid;
-        self.check_admitted(claims, context.token, &context.counter)?;
+        self.check_admitted(claims, context.token, &context.progress)?;
         let (Some(concert), Some(schedule)) = (context.concert, context.schedule) else {
             // The schedule is not one of the concert the queue token admits to.
             return Err(DomainError::NotFound("schedule"));

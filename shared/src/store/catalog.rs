@@ -94,6 +94,9 @@ impl Store {
                 })?);
             }
         }
+        if concert.prequeue {
+            items.push(super::queue::pending_prequeue_item(concert)?);
+        }
         let batches: Vec<Vec<Item>> = items.chunks(BATCH_SIZE).map(<[Item]>::to_vec).collect();
         stream::iter(batches)
             .map(|batch| self.write_batch(batch))

@@ -6,13 +6,13 @@
 //! reservation, so a late sweeper can never free a seat someone else has since taken.
 
 use super::catalog::{ConcertItem, ScheduleItem, SeatItem};
-use super::queue::{counter_key, token_key, CounterItem, TokenItem};
+use super::queue::{progress_key, token_key, ProgressItem, TokenItem};
 use super::{
     applied, from_item, keys, s, sdk_error, sort_key, to_item, Item, Role, Store, Transaction,
 };
 use crate::catalog::{Concert, Schedule, SeatState, SeatStatus};
 use crate::error::{DomainError, Result};
-use crate::queue::{QueueCounter, QueueToken};
+use crate::queue::{QueueToken, ShardProgress};
 use crate::reservations::{Reservation, ReservationStatus};
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{
@@ -52,7 +52,8 @@ pub struct HoldContext {
     /// The requested seats that exist.
     pub seats: Vec<SeatState>,
     pub token: Option<QueueToken>,
-    pub counter: QueueCounter,
+    /// The progress of the token's entry shard (for the position in a refusal).
+    pub progress: ShardProgress,
 }
 
 /// Why a hold transaction did not go through.
@@ -128,14 +129,15 @@ pub(crate) fn cancellation_reasons(
 }
 
 impl Store {
-    /// The concert, the schedule, the requested seats, and the caller's queue token with the
-    /// counter: one consistent `BatchGetItem`.
+    /// The concert, the schedule, the requested seats, and the caller's queue token with its
+    /// shard's progress: one consistent `BatchGetItem`.
     pub async fn hold_context(
         &self,
         concert_id: Uuid,
         schedule_id: Uuid,
         seat_nos: &[u32],
         user_id: Uuid,
+        shard: u32,
     ) -> Result<HoldContext> {
         let mut request = KeysAndAttributes::builder()
             .keys(key(keys::concert(concert_id), keys::CONCERT_SK.to_owned()))
@@ -144,7 +146,7 @@ impl Store {
                 keys::schedule_sk(schedule_id),
             ))
             .keys(token_key(concert_id, user_id))
-            .keys(counter_key(concert_id))
+            .keys(progress_key(concert_id, shard))
             .consistent_read(true);
         for seat_no in seat_nos {
             request = request.keys(seat_key(schedule_id, *seat_no));
@@ -157,15 +159,15 @@ impl Store {
             schedule: None,
             seats: Vec::new(),
             token: None,
-            counter: QueueCounter::default(),
+            progress: ShardProgress::default(),
         };
         for item in items {
             let sk = sort_key(&item);
             match sk.as_str() {
                 keys::CONCERT_SK => context.concert = Some(from_item::<ConcertItem>(item)?.concert),
                 keys::QUEUE_TOKEN_SK => context.token = Some(from_item::<TokenItem>(item)?.token),
-                keys::QUEUE_COUNTER_SK => {
-                    context.counter = from_item::<CounterItem>(item)?.into();
+                keys::QUEUE_PROGRESS_SK => {
+                    context.progress = from_item::<ProgressItem>(item)?.into();
                 }
                 sk if sk.starts_with(keys::SEAT_SK_PREFIX) => {
                     context.seats.push(seat_state(from_item::<SeatItem>(item)?));

@@ -73,11 +73,43 @@ pub fn seat_sk(seat_no: u32) -> String {
 }
 pub const SEAT_SK_PREFIX: &str = "SEAT#";
 
-/// A concert's waiting-queue counter: numbering, admission progress, the active list.
+/// A concert's admission item: the admitters' turn (`version`) and the concert's admission
+/// totals. Written only by the admitter, a few times a second at most.
 pub fn queue(concert_id: Uuid) -> String {
     format!("QUEUE#{concert_id}")
 }
+pub const QUEUE_ADMISSION_SK: &str = "ADMISSION";
+
+/// One entry shard of a concert's line. Its `COUNTER` item numbers the shard's entrants (one
+/// `ADD` per entry); its `PROGRESS` item says how far admission has come in the shard (written
+/// by the admitter, read by every poll of the shard's entrants). Entrants pick a shard at
+/// random, so entries and polls of one concert spread over `QUEUE_ENTRY_SHARDS` partitions.
+pub fn queue_shard(concert_id: Uuid, shard: u32) -> String {
+    format!("QUEUE#{concert_id}#{shard}")
+}
 pub const QUEUE_COUNTER_SK: &str = "COUNTER";
+pub const QUEUE_PROGRESS_SK: &str = "PROGRESS";
+
+/// One shard of a concert's randomised pre-queue: an item per early entrant, sorted by their
+/// random rank, which the admitter reads in order at the opening.
+pub fn prequeue(concert_id: Uuid, shard: u32) -> String {
+    format!("PREQ#{concert_id}#{shard}")
+}
+pub fn prequeue_sk(rank: u64, user_id: Uuid) -> String {
+    // Zero-padded so entrants sort by rank.
+    format!("RANK#{rank:020}#{user_id}")
+}
+pub const PREQUEUE_SK_PREFIX: &str = "RANK#";
+/// A sort key after every entrant of rank `rank` and before any of a higher rank ('~' sorts
+/// after every character of a user id).
+pub fn prequeue_after(rank: u64) -> String {
+    format!("RANK#{rank:020}#~")
+}
+
+/// The concerts whose pre-queue has not been drained yet, one item each (sort key
+/// `CONCERT#{id}`): written when an admin creates such a concert, deleted by the admitter once
+/// the pre-queue is through. The admitter reads this small partition every step.
+pub const PREQUEUES: &str = "PREQUEUES";
 
 /// A concert's active shoppers: one small item per admitted user (sort key `USER#{user_id}`),
 /// written by the admitter and deleted when the shopper pays or leaves. Nothing grows with the

@@ -22,7 +22,10 @@ use std::collections::HashMap;
 pub use catalog::ConcertPage;
 pub use holds::{HoldConflict, HoldContext, HOLD_SHARDS};
 pub use money::{CancelWrite, PaymentContext, PaymentWrite, SalesCounters};
-pub use queue::{Activation, Admission, AdmitConflict, QueueSnapshot, MAX_ACTIVATIONS_PER_WRITE};
+pub use queue::{
+    max_activations_per_write, Activation, Admission, AdmissionState, AdmitConflict, PreEntrant,
+    QueueSnapshot,
+};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -93,6 +96,8 @@ pub enum Role {
     QueueToken,
     /// The shopper's item in the concert's active list.
     ActiveSlot,
+    /// An early entrant's item in a concert's pre-queue.
+    PreEntrant,
     Sales,
 }
 

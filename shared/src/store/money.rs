@@ -6,7 +6,7 @@
 
 use super::catalog::ScheduleItem;
 use super::holds::{millis, reservation_key, seat_key, ReservationItem};
-use super::queue::{counter_key, token_key, CounterItem, TokenItem};
+use super::queue::{progress_key, token_key, ProgressItem, TokenItem};
 use super::users::ProfileItem;
 use super::{
     cursor, from_item, keys, s, sdk_error, sort_key, to_item, Item, Role, Store, Transaction,
@@ -14,7 +14,7 @@ use super::{
 use crate::catalog::{Schedule, SeatStatus};
 use crate::error::{DomainError, Result};
 use crate::money::{Account, IdempotentOutcome, LedgerEntry, Payment, IDEMPOTENCY_TTL_SECONDS};
-use crate::queue::{QueueCounter, QueueToken};
+use crate::queue::{QueueToken, ShardProgress};
 use crate::reservations::{Reservation, ReservationStatus};
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update,
@@ -73,7 +73,8 @@ pub struct PaymentContext {
     pub reservation: Option<Reservation>,
     pub account: Option<Account>,
     pub token: Option<QueueToken>,
-    pub counter: QueueCounter,
+    /// The progress of the token's entry shard (for the position in a refusal).
+    pub progress: ShardProgress,
     /// The first answer recorded under the request's idempotency key, if there is one.
     pub replay: Option<IdempotentOutcome>,
 }
@@ -263,20 +264,21 @@ impl Store {
         transaction.run(self, "charge").await
     }
 
-    /// The reservation, the payer's account, their queue token and its counter, and the first
+    /// The reservation, the payer's account, their queue token and its shard's progress, and the first
     /// answer recorded under the request's idempotency key if one is given: one read.
     pub async fn payment_context(
         &self,
         user_id: Uuid,
         reservation_id: Uuid,
         concert_id: Uuid,
+        shard: u32,
         idempotency_key: Option<&str>,
     ) -> Result<PaymentContext> {
         let mut request = KeysAndAttributes::builder()
             .keys(reservation_key(user_id, reservation_id))
             .keys(key(keys::user(user_id), keys::USER_PROFILE))
             .keys(token_key(concert_id, user_id))
-            .keys(counter_key(concert_id))
+            .keys(progress_key(concert_id, shard))
             .consistent_read(true);
         if let Some(idempotency_key) = idempotency_key {
             request = request.keys(idempotency_record_key(user_id, idempotency_key));
@@ -286,7 +288,7 @@ impl Store {
             reservation: None,
             account: None,
             token: None,
-            counter: QueueCounter::default(),
+            progress: ShardProgress::default(),
             replay: None,
         };
         for item in self.batch_get(request).await? {
@@ -296,7 +298,9 @@ impl Store {
                     context.account = Some(account_of(&from_item::<ProfileItem>(item)?));
                 }
                 keys::QUEUE_TOKEN_SK => context.token = Some(from_item::<TokenItem>(item)?.token),
-                keys::QUEUE_COUNTER_SK => context.counter = from_item::<CounterItem>(item)?.into(),
+                keys::QUEUE_PROGRESS_SK => {
+                    context.progress = from_item::<ProgressItem>(item)?.into()
+                }
                 keys::IDEMPOTENCY_SK => {
                     context.replay = Some(from_item::<IdempotencyItem>(item)?.outcome);
                 }

@@ -1,4 +1,5 @@
-//! Queue tokens and each concert's queue counter.
+//! Queue tokens, each concert's entry shards and admission item, its active list and its
+//! pre-queue.
 
 use super::catalog::{ConcertItem, ScheduleItem};
 use super::holds::cancellation_reasons;
@@ -7,7 +8,7 @@ use super::{
 };
 use crate::catalog::{Concert, Schedule};
 use crate::error::{DomainError, Result};
-use crate::queue::{AdmissionHistory, QueueCounter, QueueToken};
+use crate::queue::{AdmissionHistory, QueueToken, ShardProgress};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
@@ -18,9 +19,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// A transaction holds at most 100 items: the counter and two per activation (token, active-list
-/// item).
-pub const MAX_ACTIVATIONS_PER_WRITE: usize = 49;
+/// A transaction holds at most 100 items: the admission item, one progress item per shard, and
+/// two per activation (token, active-list item).
+pub fn max_activations_per_write(shards: u32) -> usize {
+    (100 - 1 - shards.min(98) as usize) / 2
+}
 
 #[derive(Serialize, Deserialize)]
 pub(crate) struct TokenItem {
@@ -31,19 +34,21 @@ pub(crate) struct TokenItem {
     ttl: i64,
 }
 
-/// The counter as stored: times as epoch milliseconds, so conditions can compare them.
+/// A shard's progress as stored: times as epoch milliseconds.
 #[derive(Default, Deserialize)]
-pub(crate) struct CounterItem {
-    #[serde(default)]
-    last_number: u64,
+pub(crate) struct ProgressItem {
     #[serde(default)]
     admitted_up_to: u64,
-    #[serde(default)]
-    version: u64,
     #[serde(default)]
     admitted_total: u64,
     #[serde(default)]
     first_admitted_at: Option<i64>,
+    #[serde(default)]
+    pre_count: u64,
+    #[serde(default)]
+    pre_cursor: Option<u64>,
+    #[serde(default)]
+    pre_done: bool,
 }
 
 fn millis(at: DateTime<Utc>) -> AttributeValue {
@@ -54,16 +59,21 @@ fn from_millis(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
-impl From<CounterItem> for QueueCounter {
-    fn from(item: CounterItem) -> Self {
+fn number(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+impl From<ProgressItem> for ShardProgress {
+    fn from(item: ProgressItem) -> Self {
         Self {
-            last_number: item.last_number,
             admitted_up_to: item.admitted_up_to,
-            version: item.version,
             history: AdmissionHistory {
                 admitted_total: item.admitted_total,
                 first_admitted_at: item.first_admitted_at.map(from_millis),
             },
+            pre_count: item.pre_count,
+            pre_cursor: item.pre_cursor,
+            pre_done: item.pre_done,
         }
     }
 }
@@ -75,10 +85,20 @@ pub struct QueueSnapshot {
     /// The schedule asked for, if it is one of the concert's.
     pub schedule: Option<Schedule>,
     pub token: Option<QueueToken>,
-    pub counter: QueueCounter,
+    /// The progress of the shard the caller's token names.
+    pub progress: ShardProgress,
 }
 
-/// One admission by the admitter: the token to activate and until when.
+/// What the admitter reads before a write: its turn and every shard's progress.
+#[derive(Debug, Default)]
+pub struct AdmissionState {
+    /// The admission item's version: the write is conditional on it.
+    pub version: u64,
+    /// Indexed by shard.
+    pub shards: Vec<ShardProgress>,
+}
+
+/// One admission by the admitter: the token to activate.
 pub struct Activation {
     pub user_id: Uuid,
     pub token_id: Uuid,
@@ -96,12 +116,40 @@ struct ActiveItem {
     ttl: i64,
 }
 
+/// An early entrant of a pre-queue, as the admitter reads them in rank order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PreEntrant {
+    pub rank: u64,
+    pub user_id: Uuid,
+    pub token_id: Uuid,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PreEntrantItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    entrant: PreEntrant,
+    ttl: i64,
+}
+
+/// A concert whose pre-queue has not been drained yet.
+#[derive(Serialize, Deserialize)]
+struct PendingPrequeueItem {
+    pk: String,
+    sk: String,
+    concert_id: Uuid,
+    /// The booking window's opening, epoch milliseconds.
+    opens_at: i64,
+}
+
 /// One admitter write for one concert.
 pub struct Admission<'a> {
     pub concert_id: Uuid,
-    /// The counter as read; the write is conditional on its version.
-    pub read: &'a QueueCounter,
-    pub admitted_up_to: u64,
+    /// The admission item's version as read; the write is conditional on it.
+    pub version: u64,
+    /// The new progress of every shard this write moves: (shard, progress).
+    pub progress: &'a [(u32, ShardProgress)],
     pub activations: &'a [Activation],
     pub active_until: DateTime<Utc>,
     pub now: DateTime<Utc>,
@@ -110,8 +158,8 @@ pub struct Admission<'a> {
 /// Why an admission transaction did not go through.
 #[derive(Debug, PartialEq)]
 pub enum AdmitConflict {
-    /// Someone else wrote the counter since it was read (a token left or paid, or another
-    /// admitter ran): read it again.
+    /// Someone else wrote the admission item since it was read (another admitter ran), or an
+    /// item was busy: read again.
     CounterChanged,
     /// These activations (by index) are no longer waiting: they left, lapsed or were replaced.
     NotWaiting(Vec<usize>),
@@ -134,38 +182,79 @@ fn active_key(concert_id: Uuid, user_id: Uuid) -> Item {
     ])
 }
 
-pub(crate) fn counter_key(concert_id: Uuid) -> Item {
+fn admission_key(concert_id: Uuid) -> Item {
     HashMap::from([
         (keys::PK.to_owned(), s(keys::queue(concert_id))),
+        (keys::SK.to_owned(), s(keys::QUEUE_ADMISSION_SK)),
+    ])
+}
+
+fn shard_counter_key(concert_id: Uuid, shard: u32) -> Item {
+    HashMap::from([
+        (keys::PK.to_owned(), s(keys::queue_shard(concert_id, shard))),
         (keys::SK.to_owned(), s(keys::QUEUE_COUNTER_SK)),
     ])
 }
 
+pub(crate) fn progress_key(concert_id: Uuid, shard: u32) -> Item {
+    HashMap::from([
+        (keys::PK.to_owned(), s(keys::queue_shard(concert_id, shard))),
+        (keys::SK.to_owned(), s(keys::QUEUE_PROGRESS_SK)),
+    ])
+}
+
+fn pending_prequeue_key(concert_id: Uuid) -> Item {
+    HashMap::from([
+        (keys::PK.to_owned(), s(keys::PREQUEUES)),
+        (keys::SK.to_owned(), s(keys::concert(concert_id))),
+    ])
+}
+
+/// The item that puts a concert on the admitter's list of pre-queues to drain; written with the
+/// concert.
+pub(crate) fn pending_prequeue_item(concert: &Concert) -> Result<Item> {
+    to_item(&PendingPrequeueItem {
+        pk: keys::PREQUEUES.to_owned(),
+        sk: keys::concert(concert.concert_id),
+        concert_id: concert.concert_id,
+        opens_at: concert.booking_opens_at.timestamp_millis(),
+    })
+}
+
+/// Retries a single-item write that a transaction holds for a moment.
+fn transaction_conflict<E: ProvideErrorMetadata>(
+    err: &aws_sdk_dynamodb::error::SdkError<E>,
+) -> bool {
+    err.as_service_error().and_then(|e| e.code()) == Some("TransactionConflictException")
+}
+
 impl Store {
-    /// The user's token for a concert and the concert's counter, in one consistent read.
+    /// The user's token for a concert and its shard's progress, in one consistent read.
     pub async fn queue_state(
         &self,
         concert_id: Uuid,
         user_id: Uuid,
-    ) -> Result<(Option<QueueToken>, QueueCounter)> {
+        shard: u32,
+    ) -> Result<(Option<QueueToken>, ShardProgress)> {
         let snapshot = self
-            .queue_snapshot(concert_id, user_id, false, None)
+            .queue_snapshot(concert_id, user_id, shard, false, None)
             .await?;
-        Ok((snapshot.token, snapshot.counter))
+        Ok((snapshot.token, snapshot.progress))
     }
 
-    /// The user's token for a concert, the concert's counter and, if asked, the concert item
-    /// and one of its schedules: one consistent `BatchGetItem`.
+    /// The user's token for a concert, the progress of entry shard `shard` and, if asked, the
+    /// concert item and one of its schedules: one consistent `BatchGetItem`.
     pub async fn queue_snapshot(
         &self,
         concert_id: Uuid,
         user_id: Uuid,
+        shard: u32,
         with_concert: bool,
         schedule_id: Option<Uuid>,
     ) -> Result<QueueSnapshot> {
         let mut request = KeysAndAttributes::builder()
             .keys(token_key(concert_id, user_id))
-            .keys(counter_key(concert_id))
+            .keys(progress_key(concert_id, shard))
             .consistent_read(true);
         if with_concert {
             request = request.keys(HashMap::from([
@@ -191,35 +280,55 @@ impl Store {
                 keys::CONCERT_SK => {
                     snapshot.concert = Some(from_item::<ConcertItem>(item)?.concert);
                 }
-                keys::QUEUE_COUNTER_SK => snapshot.counter = from_item::<CounterItem>(item)?.into(),
+                keys::QUEUE_PROGRESS_SK => {
+                    snapshot.progress = from_item::<ProgressItem>(item)?.into();
+                }
                 _ => snapshot.schedule = Some(from_item::<ScheduleItem>(item)?.schedule),
             }
         }
         Ok(snapshot)
     }
 
-    /// A concert's counter, read consistently (a default one if nobody has entered yet).
-    pub async fn queue_counter(&self, concert_id: Uuid) -> Result<QueueCounter> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(counter_key(concert_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|err| sdk_error("queue_counter", err))?;
-        Ok(output
-            .item
-            .map(from_item::<CounterItem>)
-            .transpose()?
-            .map(QueueCounter::from)
-            .unwrap_or_default())
+    /// The admitter's view of a concert: the admission item's version and the progress of
+    /// each of its `shards` entry shards, in one consistent `BatchGetItem`.
+    pub async fn admission_state(&self, concert_id: Uuid, shards: u32) -> Result<AdmissionState> {
+        let mut request = KeysAndAttributes::builder()
+            .keys(admission_key(concert_id))
+            .consistent_read(true);
+        for shard in 0..shards {
+            request = request.keys(progress_key(concert_id, shard));
+        }
+        let items = self
+            .batch_get(request.build().map_err(DomainError::internal)?)
+            .await?;
+        let mut state = AdmissionState {
+            version: 0,
+            shards: vec![ShardProgress::default(); shards as usize],
+        };
+        for item in items {
+            if sort_key(&item) == keys::QUEUE_ADMISSION_SK {
+                state.version = item
+                    .get("version")
+                    .and_then(|value| value.as_n().ok())
+                    .and_then(|value| value.parse().ok())
+                    .unwrap_or(0);
+                continue;
+            }
+            let shard = item
+                .get(keys::PK)
+                .and_then(|pk| pk.as_s().ok())
+                .and_then(|pk| pk.rsplit('#').next())
+                .and_then(|shard| shard.parse::<usize>().ok());
+            if let Some(progress) = shard.and_then(|shard| state.shards.get_mut(shard)) {
+                *progress = from_item::<ProgressItem>(item)?.into();
+            }
+        }
+        Ok(state)
     }
 
     /// The concert's active shoppers still in their time, and until when, read consistently.
-    /// Read it after the counter: an admitter that wrote in between has bumped the version the
-    /// caller's write is conditional on.
+    /// Read it after the admission item: an admitter that wrote in between has bumped the
+    /// version the caller's write is conditional on.
     pub async fn live_active(
         &self,
         concert_id: Uuid,
@@ -243,44 +352,69 @@ impl Store {
         Ok(active)
     }
 
-    /// Takes the next number of a concert's line (an atomic counter) and returns it with the
-    /// counter as it now stands.
-    pub async fn next_queue_number(&self, concert_id: Uuid) -> Result<QueueCounter> {
+    /// Takes the next number of one entry shard of a concert's line (an atomic counter).
+    pub async fn next_queue_number(&self, concert_id: Uuid, shard: u32) -> Result<u64> {
+        let item = self
+            .add_one(
+                shard_counter_key(concert_id, shard),
+                "last_number",
+                "next_queue_number",
+            )
+            .await?;
+        Ok(item
+            .get("last_number")
+            .and_then(|value| value.as_n().ok())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Counts an early entrant into a shard of a concert's pre-queue (for positions).
+    pub async fn count_prequeue_entrant(&self, concert_id: Uuid, shard: u32) -> Result<()> {
+        self.add_one(
+            progress_key(concert_id, shard),
+            "pre_count",
+            "count_prequeue_entrant",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `ADD attribute 1` on one item, retried while a transaction holds the item; returns the
+    /// item as it now stands.
+    async fn add_one(
+        &self,
+        key: Item,
+        attribute: &'static str,
+        operation: &'static str,
+    ) -> Result<Item> {
         for attempt in 0..5u64 {
             let result = self
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .set_key(Some(counter_key(concert_id)))
-                .update_expression("ADD last_number :one")
-                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .set_key(Some(key.clone()))
+                .update_expression("ADD #attribute :one")
+                .expression_attribute_names("#attribute", attribute)
+                .expression_attribute_values(":one", number(1))
                 .return_values(ReturnValue::AllNew)
                 .send()
                 .await;
             match result {
-                Ok(output) => {
-                    let item = output.attributes.ok_or_else(|| {
-                        DomainError::internal("next_queue_number: no attributes returned")
-                    })?;
-                    return Ok(from_item::<CounterItem>(item)?.into());
-                }
-                // A transaction (the admitter's, a payment's) holds the counter this instant.
-                Err(err)
-                    if err.as_service_error().and_then(|e| e.code())
-                        == Some("TransactionConflictException") =>
-                {
+                Ok(output) => return Ok(output.attributes.unwrap_or_default()),
+                // The admitter's transaction holds the item this instant.
+                Err(err) if transaction_conflict(&err) => {
                     tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
                 }
-                Err(err) => return Err(sdk_error("next_queue_number", err)),
+                Err(err) => return Err(sdk_error(operation, err)),
             }
         }
-        Err(DomainError::internal(
-            "next_queue_number: the counter stayed busy",
-        ))
+        Err(DomainError::internal(format!(
+            "{operation}: the item stayed busy"
+        )))
     }
 
-    /// Writes a new token unless the user still holds a live place for this concert. Returns
-    /// false, writing nothing, when they do.
+    /// Writes a new token unless the user still holds a live place for this concert, with its
+    /// pre-queue item if it is an early entrant. Returns false, writing nothing, when they do.
     pub async fn put_queue_token(&self, token: &QueueToken, now: DateTime<Utc>) -> Result<bool> {
         let item = to_item(&TokenItem {
             pk: keys::queue_token(token.concert_id, token.user_id),
@@ -289,9 +423,7 @@ impl Store {
             // Kept a day past its end for support questions, then DynamoDB may delete it.
             ttl: token.ends_at().timestamp() + 86_400,
         })?;
-        let result = self
-            .client
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(
@@ -304,9 +436,55 @@ impl Store {
             .expression_attribute_values(":waiting", s("WAITING"))
             .expression_attribute_values(":active", s("ACTIVE"))
             .expression_attribute_values(":now", millis(now))
-            .send()
-            .await;
-        applied("put_queue_token", result)
+            .build()
+            .map_err(DomainError::internal)?;
+        let Some(rank) = token.prequeue_rank else {
+            let result = self
+                .client
+                .put_item()
+                .table_name(put.table_name)
+                .set_item(Some(put.item))
+                .set_condition_expression(put.condition_expression)
+                .set_expression_attribute_names(put.expression_attribute_names)
+                .set_expression_attribute_values(put.expression_attribute_values)
+                .send()
+                .await;
+            return applied("put_queue_token", result);
+        };
+        let entrant = to_item(&PreEntrantItem {
+            pk: keys::prequeue(token.concert_id, token.shard),
+            sk: keys::prequeue_sk(rank, token.user_id),
+            entrant: PreEntrant {
+                rank,
+                user_id: token.user_id,
+                token_id: token.token_id,
+            },
+            ttl: token.ends_at().timestamp() + 86_400,
+        })?;
+        let mut transaction = Transaction::new();
+        transaction.push(
+            Role::QueueToken,
+            TransactWriteItem::builder().put(put).build(),
+        );
+        transaction.push(
+            Role::PreEntrant,
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(entrant))
+                        .build()
+                        .map_err(DomainError::internal)?,
+                )
+                .build(),
+        );
+        match transaction.run(self, "put_queue_token").await? {
+            Ok(()) => Ok(true),
+            Err(failed) if failed.contains(&Role::QueueToken) => Ok(false),
+            Err(_) => Err(DomainError::internal(
+                "put_queue_token: the pre-queue entry collided",
+            )),
+        }
     }
 
     /// Ends a token (the holder left): the token becomes EXPIRED and its slot in the concert's
@@ -362,8 +540,8 @@ impl Store {
 
     /// The transaction item that frees a shopper's place in the concert's active list: deletes
     /// their item if it belongs to `token_id` (or is already gone). Freeing only lowers the
-    /// count, so it needs no turn on the counter: an admitter that read the item as live
-    /// admits one fewer, never one too many.
+    /// count, so it needs no turn on the admission item: an admitter that read the item as
+    /// live admits one fewer, never one too many.
     pub(crate) fn free_active_slot(
         &self,
         concert_id: Uuid,
@@ -380,64 +558,134 @@ impl Store {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
-    /// The admitter's write: the counter (how far admission has come, the history) on condition
-    /// no other admitter wrote it since `counter.version` was read, and for every activation
-    /// the token (on condition it is still the same one and still waiting) and the shopper's
-    /// item in the active list. All or none; at most [`MAX_ACTIVATIONS_PER_WRITE`] activations.
+    /// The concerts whose pre-queue is still to be drained, with their opening times.
+    pub async fn pending_prequeues(&self) -> Result<Vec<(Uuid, DateTime<Utc>)>> {
+        let items = self
+            .query_partition(keys::PREQUEUES.to_owned(), None, true)
+            .await?;
+        items
+            .into_iter()
+            .map(|item| {
+                let item: PendingPrequeueItem = from_item(item)?;
+                Ok((item.concert_id, from_millis(item.opens_at)))
+            })
+            .collect()
+    }
+
+    /// Takes a concert off the list of pre-queues to drain: its line is the entry queue's now.
+    pub async fn finish_prequeue(&self, concert_id: Uuid) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(pending_prequeue_key(concert_id)))
+            .send()
+            .await
+            .map_err(|err| sdk_error("finish_prequeue", err))?;
+        Ok(())
+    }
+
+    /// Up to `limit` early entrants of one pre-queue shard ranked after `after`, in rank order,
+    /// and whether the shard may hold more after them.
+    pub async fn prequeue_page(
+        &self,
+        concert_id: Uuid,
+        shard: u32,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<PreEntrant>, bool)> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", s(keys::prequeue(concert_id, shard)))
+            .consistent_read(true)
+            .limit(limit.clamp(1, 1000) as i32);
+        let query = match after {
+            // '~' sorts after every character of a user id: past every entrant of that rank.
+            Some(rank) => query
+                .key_condition_expression("pk = :pk AND sk > :after")
+                .expression_attribute_values(":after", s(keys::prequeue_after(rank))),
+            None => query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", s(keys::PREQUEUE_SK_PREFIX)),
+        };
+        let output = query
+            .send()
+            .await
+            .map_err(|err| sdk_error("prequeue_page", err))?;
+        let more = output.last_evaluated_key.is_some();
+        let entrants = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| Ok(from_item::<PreEntrantItem>(item)?.entrant))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((entrants, more))
+    }
+
+    /// The admitter's write: the admission item (its turn, on condition no other admitter wrote
+    /// since `version` was read), the progress of every shard it moves, and for every
+    /// activation the token (on condition it is still the same one and still waiting) and the
+    /// shopper's item in the active list. All or none; at most
+    /// [`max_activations_per_write`] activations.
     pub async fn admit(&self, admission: Admission<'_>) -> Result<Result<(), AdmitConflict>> {
         let Admission {
             concert_id,
-            read: counter,
-            admitted_up_to,
+            version,
+            progress,
             activations,
             active_until,
             now,
         } = admission;
-        if activations.len() > MAX_ACTIVATIONS_PER_WRITE {
-            return Err(DomainError::internal(
-                "admit: too many activations for one write",
-            ));
+        if 1 + progress.len() + 2 * activations.len() > 100 {
+            return Err(DomainError::internal("admit: too many items for one write"));
         }
-        let first_admitted_at = match (counter.history.first_admitted_at, activations.is_empty()) {
-            (Some(first), _) => Some(first),
-            (None, false) => Some(now),
-            (None, true) => None,
-        };
-        let mut counter_update = Update::builder()
+        let turn = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(counter_key(concert_id)))
-            .expression_attribute_values(":up_to", AttributeValue::N(admitted_up_to.to_string()))
-            .expression_attribute_values(
-                ":total",
-                AttributeValue::N(
-                    (counter.history.admitted_total + activations.len() as u64).to_string(),
-                ),
-            )
-            .expression_attribute_values(":version", AttributeValue::N(counter.version.to_string()))
-            .expression_attribute_values(
-                ":next",
-                AttributeValue::N((counter.version + 1).to_string()),
-            );
-        counter_update = match first_admitted_at {
-            Some(first) => counter_update
-                .update_expression(
-                    "SET admitted_up_to = :up_to, admitted_total = :total, version = :next, \
-                     first_admitted_at = :first",
-                )
-                .expression_attribute_values(":first", millis(first)),
-            None => counter_update.update_expression(
-                "SET admitted_up_to = :up_to, admitted_total = :total, version = :next",
-            ),
-        };
-        let counter_update = counter_update
+            .set_key(Some(admission_key(concert_id)))
+            .update_expression("SET version = :next ADD admitted_total :admitted")
             .condition_expression("attribute_not_exists(version) OR version = :version")
+            .expression_attribute_values(":version", number(version))
+            .expression_attribute_values(":next", number(version + 1))
+            .expression_attribute_values(":admitted", number(activations.len()))
             .build()
             .map_err(DomainError::internal)?;
-
         let mut request = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(counter_update).build());
+            .transact_items(TransactWriteItem::builder().update(turn).build());
+        for (shard, shard_progress) in progress {
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(progress_key(concert_id, *shard)))
+                .expression_attribute_values(":up_to", number(shard_progress.admitted_up_to))
+                .expression_attribute_values(
+                    ":total",
+                    number(shard_progress.history.admitted_total),
+                )
+                .expression_attribute_values(
+                    ":done",
+                    AttributeValue::Bool(shard_progress.pre_done),
+                );
+            let mut set = vec![
+                "admitted_up_to = :up_to",
+                "admitted_total = :total",
+                "pre_done = :done",
+            ];
+            if let Some(first) = shard_progress.history.first_admitted_at {
+                update = update.expression_attribute_values(":first", millis(first));
+                set.push("first_admitted_at = :first");
+            }
+            if let Some(cursor) = shard_progress.pre_cursor {
+                update = update.expression_attribute_values(":cursor", number(cursor));
+                set.push("pre_cursor = :cursor");
+            }
+            let update = update
+                .update_expression(format!("SET {}", set.join(", ")))
+                .build()
+                .map_err(DomainError::internal)?;
+            request = request.transact_items(TransactWriteItem::builder().update(update).build());
+        }
         for activation in activations {
             let update = Update::builder()
                 .table_name(&self.table)
@@ -470,20 +718,24 @@ impl Store {
                 .map_err(DomainError::internal)?;
             request = request.transact_items(TransactWriteItem::builder().put(put).build());
         }
+        // Items: the admission item, the progress items, then a token and an active-list item
+        // per activation.
+        let first_token = 1 + progress.len();
         match request.send().await {
             Ok(_) => Ok(Ok(())),
             Err(err) => match err.as_service_error().and_then(cancellation_reasons) {
                 // A token that failed its condition is no longer waiting: pass it over. Anything
-                // else (the counter changed or was busy, a token was being written at the same
-                // moment) means: read again and retry.
-                // Items: the counter, then a token and an active-list item per activation.
+                // else (the admission item changed or was busy, a token was being written at the
+                // same moment) means: read again and retry.
                 Some(reasons) if !reasons.is_empty() => {
                     let not_waiting: Vec<usize> = reasons
                         .iter()
                         .filter(|(index, code)| {
-                            *index > 0 && index % 2 == 1 && code == "ConditionalCheckFailed"
+                            *index >= first_token
+                                && (index - first_token) % 2 == 0
+                                && code == "ConditionalCheckFailed"
                         })
-                        .map(|(index, _)| (index - 1) / 2)
+                        .map(|(index, _)| (index - first_token) / 2)
                         .collect();
                     if not_waiting.is_empty() {
                         Ok(Err(AdmitConflict::CounterChanged))

@@ -1,0 +1,295 @@
+//! The order of admission across entry shards, the settle time, and the randomised pre-queue.
+
+use chrono::{DateTime, Duration, Utc};
+use e2e_tests::{concert_body, id, TestApi};
+use reqwest::Method;
+use serde_json::Value;
+use shared::entry_queue::Entrant;
+use shared::ids::parse_id;
+use shared::queue::{QueueToken, StoredStatus};
+use std::collections::BTreeSet;
+
+/// A fan in line: (access token, queue token).
+type Fan = (String, String);
+
+fn claims(queue_token: &str) -> Value {
+    use base64::Engine;
+    let payload = queue_token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Enters `count` fans one after another (each entry answered before the next is sent), so
+/// their arrival order is the order of the returned list.
+async fn enter_in_turn(api: &TestApi, concert_id: &str, prefix: &str, count: usize) -> Vec<Fan> {
+    let mut fans = Vec::new();
+    for token in api.users(prefix, count).await {
+        let place = api.enter(&token, concert_id).await;
+        fans.push((token, id(&place, "queue_token")));
+        // Arrivals a few milliseconds apart: SQS stamps them to the millisecond.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    fans
+}
+
+/// Steps the admitter until every fan has been admitted. Whoever is admitted leaves at once,
+/// freeing the slot for the next. Returns the fans' indexes in the groups they were admitted
+/// in, one group per step.
+async fn admission_groups(api: &TestApi, fans: &[Fan]) -> Vec<BTreeSet<usize>> {
+    let mut waiting: BTreeSet<usize> = (0..fans.len()).collect();
+    let mut groups = Vec::new();
+    for _ in 0..200 {
+        if waiting.is_empty() {
+            return groups;
+        }
+        api.admit().await;
+        let mut group = BTreeSet::new();
+        for &index in &waiting {
+            let (token, queue) = &fans[index];
+            if api.queue_status(token, queue).await["status"] == "ACTIVE" {
+                group.insert(index);
+            }
+        }
+        for &index in &group {
+            let (token, queue) = &fans[index];
+            api.request(Method::DELETE, "/queue/tokens/current")
+                .token(token)
+                .queue(queue)
+                .send()
+                .await
+                .expect(204);
+            waiting.remove(&index);
+        }
+        if !group.is_empty() {
+            groups.push(group);
+        }
+    }
+    panic!("not everyone was admitted: {waiting:?} still waiting after {groups:?}");
+}
+
+#[tokio::test]
+async fn entrants_spread_over_shards_should_be_admitted_in_arrival_order() {
+    let api = TestApi::start_with(|config| {
+        config.queue_entry_shards = 4;
+        config.queue_max_active = 3;
+    })
+    .await;
+    let (concert_id, _) = api.concert_with_one_date().await;
+    let fans = enter_in_turn(&api, &concert_id, "order", 24).await;
+    let shards: BTreeSet<u64> = fans
+        .iter()
+        .map(|(_, queue)| claims(queue)["shd"].as_u64().unwrap_or(0))
+        .collect();
+    assert!(
+        shards.len() >= 3,
+        "entrants should spread over the shards: {shards:?}"
+    );
+
+    // Three slots: each step admits the next three in arrival order, whatever their shards.
+    let groups = admission_groups(&api, &fans).await;
+    let expected: Vec<BTreeSet<usize>> = (0..8).map(|g| (g * 3..g * 3 + 3).collect()).collect();
+    assert_eq!(groups, expected);
+}
+
+#[tokio::test]
+async fn the_merge_should_keep_arrival_order_when_shards_show_only_their_heads() {
+    // SQS shows at most ten messages of a group at a time. Twelve fans arrive in shard 0, then
+    // twelve in shard 1 (placed in line through the store and the entry queue themselves, to
+    // choose their shards): when the admitter sees shard 0's first ten and shard 1's first
+    // ten, shard 0's eleventh and twelfth still come before anyone of shard 1.
+    let api = TestApi::start_with(|config| {
+        config.queue_entry_shards = 2;
+        config.queue_max_active = 15;
+    })
+    .await;
+    let services = &api.stack.services;
+    let (concert_id, _) = api.concert_with_one_date().await;
+    let concert = parse_id(&concert_id).unwrap();
+    let now = api.clock.now();
+    let mut tokens = Vec::new();
+    for index in 0..24 {
+        let shard = u32::from(index >= 12);
+        let token = QueueToken {
+            token_id: shared::ids::new_id(),
+            user_id: shared::ids::new_id(),
+            concert_id: concert,
+            number: services
+                .store
+                .next_queue_number(concert, shard)
+                .await
+                .unwrap(),
+            shard,
+            prequeue_rank: None,
+            opens_at: None,
+            status: StoredStatus::Waiting,
+            issued_at: now,
+            expires_at: now + Duration::hours(1),
+            active_until: None,
+        };
+        assert!(services.store.put_queue_token(&token, now).await.unwrap());
+        services
+            .entry_queue
+            .send(&Entrant {
+                concert_id: concert,
+                user_id: token.user_id,
+                token_id: token.token_id,
+                number: token.number,
+                shard,
+            })
+            .await
+            .unwrap();
+        tokens.push(token);
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let mut waiting: BTreeSet<usize> = (0..tokens.len()).collect();
+    let mut groups = Vec::new();
+    while !waiting.is_empty() && groups.len() < 10 {
+        api.admit().await;
+        let mut group = BTreeSet::new();
+        for &index in &waiting {
+            let token = &tokens[index];
+            let (stored, _) = services
+                .store
+                .queue_state(concert, token.user_id, token.shard)
+                .await
+                .unwrap();
+            if stored.unwrap().status == StoredStatus::Active {
+                group.insert(index);
+            }
+        }
+        for &index in &group {
+            let token = &tokens[index];
+            assert!(services
+                .store
+                .end_queue_token(concert, token.user_id, token.token_id)
+                .await
+                .unwrap());
+            waiting.remove(&index);
+        }
+        groups.push(group);
+    }
+    let expected: Vec<BTreeSet<usize>> = vec![(0..15).collect(), (15..24).collect()];
+    assert_eq!(groups, expected);
+}
+
+#[tokio::test]
+async fn an_entry_younger_than_the_settle_time_should_wait_for_it() {
+    let api = TestApi::start_with(|config| {
+        config.queue_entry_shards = 2;
+        config.queue_settle_millis = 1_500;
+    })
+    .await;
+    let (concert_id, _) = api.concert_with_one_date().await;
+    let fans = enter_in_turn(&api, &concert_id, "settle", 2).await;
+    // Just entered: an entry of another shard may not be showing yet, so nobody goes ahead.
+    assert_eq!(api.admit().await.admitted, 0);
+    tokio::time::sleep(std::time::Duration::from_millis(1_600)).await;
+    assert_eq!(api.admit().await.admitted, 2);
+    for (token, queue) in &fans {
+        assert_eq!(api.queue_status(token, queue).await["status"], "ACTIVE");
+    }
+}
+
+#[tokio::test]
+async fn the_pre_queue_should_randomise_only_the_early_entrants() {
+    const EARLY: usize = 30;
+    const LATE: usize = 10;
+    let api = TestApi::start_with_manual_clock(
+        |config| {
+            config.queue_entry_shards = 4;
+            config.queue_max_active = 5;
+        },
+        false,
+    )
+    .await;
+    let admin = api.admin().await;
+    let opens_at: DateTime<Utc> = api.clock.now() + Duration::minutes(10);
+    let mut body = concert_body(1);
+    body["booking_opens_at"] = opens_at.to_rfc3339().into();
+    body["prequeue"] = true.into();
+    let concert = api
+        .post("/admin/concerts", Some(&admin), body.clone())
+        .await
+        .expect(201);
+    assert_eq!(concert["prequeue"], true);
+    assert_eq!(concert["status"], "SCHEDULED");
+    let concert_id = id(&concert, "concert_id");
+
+    // A concert without a pre-queue still turns early entrants away.
+    body["prequeue"] = false.into();
+    let plain = api
+        .post("/admin/concerts", Some(&admin), body)
+        .await
+        .expect(201);
+    let early_bird = api.user("early_bird").await;
+    api.post(
+        "/queue/tokens",
+        Some(&early_bird),
+        serde_json::json!({ "concert_id": id(&plain, "concert_id") }),
+    )
+    .await
+    .expect_error(422, "BOOKING_CLOSED");
+
+    // Before the opening: a place in the pre-queue, waiting at least until the opening.
+    let early = enter_in_turn(&api, &concert_id, "early", EARLY).await;
+    let (token, queue) = &early[0];
+    let status = api.queue_status(token, queue).await;
+    assert_eq!(status["status"], "WAITING");
+    assert!(status["position"].as_u64().unwrap() < EARLY as u64 * 4);
+    assert!(status["estimated_wait_seconds"].as_u64().unwrap() >= 600);
+    // Nobody is admitted before the opening.
+    assert_eq!(api.admit().await.admitted, 0);
+
+    // After the opening: the line, behind everyone who came early.
+    api.clock.set(opens_at + Duration::seconds(3));
+    let late = enter_in_turn(&api, &concert_id, "late", LATE).await;
+    let everyone: Vec<Fan> = early.iter().chain(&late).cloned().collect();
+    let groups = admission_groups(&api, &everyone).await;
+    let order: Vec<usize> = groups.iter().flatten().copied().collect();
+
+    // Every early entrant before every late one (five slots, so in groups of five)...
+    let early_groups: BTreeSet<usize> = groups[..EARLY / 5].iter().flatten().copied().collect();
+    assert_eq!(early_groups, (0..EARLY).collect());
+    // ...the late ones in arrival order...
+    let late_groups: Vec<BTreeSet<usize>> = groups[EARLY / 5..].to_vec();
+    let expected: Vec<BTreeSet<usize>> = (0..LATE / 5)
+        .map(|g| (EARLY + g * 5..EARLY + g * 5 + 5).collect())
+        .collect();
+    assert_eq!(late_groups, expected);
+    // ...and the early ones not in theirs, but in the order of their random ranks, merged over
+    // the shards.
+    assert_ne!(order[..EARLY], (0..EARLY).collect::<Vec<_>>()[..]);
+    let concert = parse_id(&concert_id).unwrap();
+    let mut ranks = Vec::new();
+    for group in &groups[..EARLY / 5] {
+        let mut group_ranks = Vec::new();
+        for &index in group {
+            let claims = claims(&everyone[index].1);
+            let user = parse_id(claims["sub"].as_str().unwrap()).unwrap();
+            let shard = claims["shd"].as_u64().unwrap_or(0) as u32;
+            let (token, _) = api
+                .stack
+                .services
+                .store
+                .queue_state(concert, user, shard)
+                .await
+                .unwrap();
+            group_ranks.push(
+                token
+                    .unwrap()
+                    .prequeue_rank
+                    .expect("an early entrant has a rank"),
+            );
+        }
+        group_ranks.sort_unstable();
+        ranks.push(group_ranks);
+    }
+    for pair in ranks.windows(2) {
+        assert!(
+            pair[0].last() < pair[1].first(),
+            "groups out of rank order: {ranks:?}"
+        );
+    }
+}
