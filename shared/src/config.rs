@@ -58,7 +58,7 @@ pub enum ConfigError {
 
 /// The most entry shards a concert may have: the admitter writes every shard's progress item
 /// with its activations, in one transaction of at most 100 items.
-pub const MAX_ENTRY_SHARDS: i64 = 32;
+pub const MAX_ENTRY_SHARDS: i64 = 64;
 
 /// The shortest HMAC key we accept: 256 bits, as HS256 wants.
 pub const MIN_SECRET_BYTES: usize = 32;

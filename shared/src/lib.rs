@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod catalog_cache;
 pub mod clock;
 pub mod config;
 pub mod entry_queue;

@@ -4,11 +4,13 @@
 //! network I/O unless the signing key must be fetched from Secrets Manager.
 
 use crate::auth::TokenKeys;
+use crate::catalog_cache::CatalogCache;
 use crate::config::{check_secret_length, Config, SecretSource};
 use crate::entry_queue::EntryQueue;
 use crate::events::EventPublisher;
 use crate::store::Store;
 use crate::Clock;
+use std::sync::Arc;
 
 /// Everything a handler needs, built once and shared by reference.
 #[derive(Clone)]
@@ -19,6 +21,8 @@ pub struct Services {
     pub tokens: TokenKeys,
     pub entry_queue: EntryQueue,
     pub events: EventPublisher,
+    /// Concert and date items this process read lately (they never change after creation).
+    pub catalog: Arc<CatalogCache>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +78,7 @@ impl Services {
             .ok_or(crate::config::ConfigError::Missing("EVENT_BUS_NAME"))?;
         let events = EventPublisher::new(aws_sdk_eventbridge::Client::new(aws), bus);
         Ok(Self {
+            catalog: Arc::default(),
             events,
             entry_queue,
             tokens: TokenKeys::from_secret(secret.as_bytes()),

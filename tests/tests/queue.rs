@@ -509,3 +509,19 @@ async fn the_entry_queue_should_be_fifo_in_high_throughput_mode() {
         "messageGroup"
     );
 }
+
+#[tokio::test]
+async fn one_step_should_admit_a_long_line_spread_over_shards() {
+    let api = TestApi::start_with(|config| {
+        config.queue_max_active = 120;
+        config.queue_entry_shards = 8;
+    })
+    .await;
+    let admin = api.admin().await;
+    let concert_id = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
+    let line = line_up(&api, &concert_id, 110).await;
+
+    let report = api.admit().await;
+    assert_eq!(report.admitted, 110, "{report:?}");
+    assert!(statuses(&api, &line).await.iter().all(|s| s == "ACTIVE"));
+}

@@ -305,7 +305,8 @@ pub async fn walk(api: &TestApi, meter: &Meter) -> Vec<Step> {
     walk.request(
         "GET /admin/concerts/{id}/sales",
         2,
-        "the concert's counters, then a COUNT of live holds per date, all dates together",
+        "the concert's dates and its 16 sales shards together, then a COUNT of live holds per \
+         date, all dates together",
         api.get(&format!("/admin/concerts/{concert_id}/sales"), Some(&admin)),
     )
     .await;

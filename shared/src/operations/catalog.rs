@@ -52,10 +52,16 @@ impl Services {
         let Some(concert_id) = parse_id(raw_id) else {
             return Err(DomainError::NotFound("concert"));
         };
-        self.store
+        if let Some(concert) = self.catalog.concert(concert_id) {
+            return Ok(concert);
+        }
+        let concert = self
+            .store
             .concert(concert_id)
             .await?
-            .ok_or(DomainError::NotFound("concert"))
+            .ok_or(DomainError::NotFound("concert"))?;
+        self.catalog.keep_concert(&concert);
+        Ok(concert)
     }
 
     pub async fn list_concerts(

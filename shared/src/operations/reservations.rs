@@ -26,15 +26,18 @@ impl Services {
     ) -> Result<(Uuid, Vec<SeatState>)> {
         let claims = self.admission_claims(principal, queue_token)?;
         let schedule_id = parse_id(raw_schedule_id).ok_or(DomainError::NotFound("schedule"))?;
-        // The token, its shard's progress, the concert and the schedule in one read, the first block of
-        // seats in another, together; a venue larger than one block reads the rest after.
+        // The token, its shard's progress, and the concert and the schedule unless this process
+        // has them cached, in one read; the first block of seats in another, together; a venue
+        // larger than one block reads the rest after.
+        let cached_concert = self.catalog.concert(claims.cid);
+        let cached_schedule = self.catalog.schedule(claims.cid, schedule_id);
         let (snapshot, mut seats) = tokio::try_join!(
             self.store.queue_snapshot(
                 claims.cid,
                 principal.user_id,
                 claims.shd,
-                true,
-                Some(schedule_id),
+                cached_concert.is_none(),
+                cached_schedule.is_none().then_some(schedule_id),
             ),
             self.store.seats_in_blocks(schedule_id, 0..1),
         )?;
@@ -47,11 +50,19 @@ impl Services {
             ));
         }
         self.check_admitted(claims, snapshot.token, &snapshot.progress)?;
+        if let (None, Some(concert)) = (&cached_concert, &snapshot.concert) {
+            self.catalog.keep_concert(concert);
+        }
+        if let (None, Some(schedule)) = (&cached_schedule, &snapshot.schedule) {
+            self.catalog.keep_schedule(schedule);
+        }
+        let concert = cached_concert.or(snapshot.concert);
+        let schedule = cached_schedule.or(snapshot.schedule);
         let now = self.clock.now();
-        if snapshot.concert.map(|c| c.status(now)) != Some(ConcertStatus::BookingOpen) {
+        if concert.map(|c| c.status(now)) != Some(ConcertStatus::BookingOpen) {
             return Err(DomainError::BookingClosed("the concert is not on sale"));
         }
-        let blocks = keys::seat_blocks(snapshot.schedule.map_or(0, |s| s.total_seats));
+        let blocks = keys::seat_blocks(schedule.map_or(0, |s| s.total_seats));
         if blocks > 1 {
             seats.extend(self.store.seats_in_blocks(schedule_id, 1..blocks).await?);
         }
@@ -67,6 +78,13 @@ impl Services {
     ) -> Result<Reservation> {
         let (schedule_id, seat_nos) = body.validate()?;
         let claims = self.admission_claims(principal, queue_token)?;
+        // The concert and the date from this process's cache if it has both (they never change
+        // after creation), so that an on-sale's holds do not all read one concert partition.
+        let cached = (
+            self.catalog.concert(claims.cid),
+            self.catalog.schedule(claims.cid, schedule_id),
+        );
+        let with_catalog = cached.0.is_none() || cached.1.is_none();
         let context = self
             .store
             .hold_context(
@@ -75,14 +93,24 @@ impl Services {
                 &seat_nos,
                 principal.user_id,
                 claims.shd,
+                with_catalog,
             )
             .await?;
         let token_id = claims.tid;
         self.check_admitted(claims, context.token, &context.progress)?;
-        let (Some(concert), Some(schedule)) = (context.concert, context.schedule) else {
+        let (concert, schedule) = if with_catalog {
+            (context.concert, context.schedule)
+        } else {
+            cached
+        };
+        let (Some(concert), Some(schedule)) = (concert, schedule) else {
             // The schedule is not one of the concert the queue token admits to.
             return Err(DomainError::NotFound("schedule"));
         };
+        if with_catalog {
+            self.catalog.keep_concert(&concert);
+            self.catalog.keep_schedule(&schedule);
+        }
         let now = self.clock.now();
         if concert.status(now) != ConcertStatus::BookingOpen || schedule.starts_at <= now {
             return Err(DomainError::BookingClosed("this date is not on sale"));

@@ -129,8 +129,9 @@ pub(crate) fn cancellation_reasons(
 }
 
 impl Store {
-    /// The concert, the schedule, the requested seats, and the caller's queue token with its
-    /// shard's progress: one consistent `BatchGetItem`.
+    /// The concert and the schedule (unless `with_catalog` is false: the caller has them), the
+    /// requested seats, and the caller's queue token with its shard's progress: one consistent
+    /// `BatchGetItem`.
     pub async fn hold_context(
         &self,
         concert_id: Uuid,
@@ -138,13 +139,18 @@ impl Store {
         seat_nos: &[u32],
         user_id: Uuid,
         shard: u32,
+        with_catalog: bool,
     ) -> Result<HoldContext> {
-        let mut request = KeysAndAttributes::builder()
-            .keys(key(keys::concert(concert_id), keys::CONCERT_SK.to_owned()))
-            .keys(key(
-                keys::concert(concert_id),
-                keys::schedule_sk(schedule_id),
-            ))
+        let mut request = KeysAndAttributes::builder();
+        if with_catalog {
+            request = request
+                .keys(key(keys::concert(concert_id), keys::CONCERT_SK.to_owned()))
+                .keys(key(
+                    keys::concert(concert_id),
+                    keys::schedule_sk(schedule_id),
+                ));
+        }
+        let mut request = request
             .keys(token_key(concert_id, user_id))
             .keys(progress_key(concert_id, shard))
             .consistent_read(true);

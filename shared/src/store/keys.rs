@@ -152,9 +152,16 @@ pub fn idempotency(user_id: Uuid, key: &str) -> String {
 }
 pub const IDEMPOTENCY_SK: &str = "IDEM";
 
-/// A schedule's sales counters, in its concert's partition.
+/// A schedule's sales counters: one item per date (sort key) in each of a concert's
+/// [`SALES_SHARDS`] sales partitions. A payment or cancellation adds to one shard, picked at
+/// random, so a concert's payments share the write capacity of all of them; the sales figures
+/// add the shards up.
 pub fn sales_sk(schedule_id: Uuid) -> String {
     format!("SALES#{schedule_id}")
+}
+pub const SALES_SHARDS: u32 = 16;
+pub fn sales_shard(concert_id: Uuid, shard: u32) -> String {
+    format!("SALES#{concert_id}#{shard}")
 }
 pub const SALES_SK_PREFIX: &str = "SALES#";
 

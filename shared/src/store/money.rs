@@ -529,7 +529,10 @@ impl Store {
             Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(
-                    keys::concert(reservation.concert_id),
+                    keys::sales_shard(
+                        reservation.concert_id,
+                        crate::ids::random_below(keys::SALES_SHARDS),
+                    ),
                     keys::sales_sk(reservation.schedule_id),
                 )))
                 .update_expression(
@@ -615,27 +618,40 @@ impl Store {
         ))
     }
 
-    /// A concert's schedules and each one's sales counters: one `Query` of its partition.
+    /// A concert's schedules and each one's sales counters: a `Query` of the concert's partition
+    /// and one of each sales shard, all together.
     pub async fn sales(
         &self,
         concert_id: Uuid,
     ) -> Result<Option<(Vec<Schedule>, HashMap<Uuid, SalesCounters>)>> {
+        let shards = futures::future::try_join_all((0..keys::SALES_SHARDS).map(|shard| {
+            self.query_partition(
+                keys::sales_shard(concert_id, shard),
+                Some(keys::SALES_SK_PREFIX),
+                false,
+            )
+        }));
+        let (concert_items, shard_items) = tokio::try_join!(
+            self.query_partition(keys::concert(concert_id), None, false),
+            shards
+        )?;
         let mut found = false;
         let mut schedules = Vec::new();
-        let mut sales = HashMap::new();
-        for item in self
-            .query_partition(keys::concert(concert_id), None, false)
-            .await?
-        {
+        for item in concert_items {
             let sk = sort_key(&item);
             if sk == keys::CONCERT_SK {
                 found = true;
             } else if sk.starts_with(keys::SCHEDULE_SK_PREFIX) {
                 schedules.push(from_item::<ScheduleItem>(item)?.schedule);
-            } else if sk.starts_with(keys::SALES_SK_PREFIX) {
-                let item = from_item::<SalesItem>(item)?;
-                sales.insert(item.schedule_id, item.counters);
             }
+        }
+        let mut sales: HashMap<Uuid, SalesCounters> = HashMap::new();
+        for item in shard_items.into_iter().flatten() {
+            let item = from_item::<SalesItem>(item)?;
+            let total = sales.entry(item.schedule_id).or_default();
+            total.sold_seats += item.counters.sold_seats;
+            total.revenue += item.counters.revenue;
+            total.refunded += item.counters.refunded;
         }
         schedules.sort_by_key(|schedule| schedule.starts_at);
         Ok(found.then_some((schedules, sales)))

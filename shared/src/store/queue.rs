@@ -96,6 +96,8 @@ pub struct AdmissionState {
     pub version: u64,
     /// Indexed by shard.
     pub shards: Vec<ShardProgress>,
+    /// Each shard's last number handed out, indexed by shard.
+    pub last_numbers: Vec<u64>,
 }
 
 /// One admission by the admitter: the token to activate.
@@ -221,6 +223,14 @@ pub(crate) fn pending_prequeue_item(concert: &Concert) -> Result<Item> {
     })
 }
 
+/// A whole-number attribute of an item (0 when absent).
+fn n_attribute(item: &Item, name: &str) -> u64 {
+    item.get(name)
+        .and_then(|value| value.as_n().ok())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Retries a single-item write that a transaction holds for a moment.
 fn transaction_conflict<E: ProvideErrorMetadata>(
     err: &aws_sdk_dynamodb::error::SdkError<E>,
@@ -289,38 +299,56 @@ impl Store {
         Ok(snapshot)
     }
 
-    /// The admitter's view of a concert: the admission item's version and the progress of
-    /// each of its `shards` entry shards, in one consistent `BatchGetItem`.
+    /// The admitter's view of a concert: the admission item's version, and the progress and
+    /// counter of each of its `shards` entry shards, read consistently (one `BatchGetItem` of
+    /// up to 100 keys, or a few together).
     pub async fn admission_state(&self, concert_id: Uuid, shards: u32) -> Result<AdmissionState> {
-        let mut request = KeysAndAttributes::builder()
-            .keys(admission_key(concert_id))
-            .consistent_read(true);
+        let mut keys_wanted = vec![admission_key(concert_id)];
         for shard in 0..shards {
-            request = request.keys(progress_key(concert_id, shard));
+            keys_wanted.push(progress_key(concert_id, shard));
+            keys_wanted.push(shard_counter_key(concert_id, shard));
         }
-        let items = self
-            .batch_get(request.build().map_err(DomainError::internal)?)
-            .await?;
+        let requests = keys_wanted
+            .chunks(100)
+            .map(|chunk| {
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(DomainError::internal)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let items: Vec<Item> = futures::future::try_join_all(
+            requests.into_iter().map(|request| self.batch_get(request)),
+        )
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
         let mut state = AdmissionState {
             version: 0,
             shards: vec![ShardProgress::default(); shards as usize],
+            last_numbers: vec![0; shards as usize],
         };
         for item in items {
-            if sort_key(&item) == keys::QUEUE_ADMISSION_SK {
-                state.version = item
-                    .get("version")
-                    .and_then(|value| value.as_n().ok())
-                    .and_then(|value| value.parse().ok())
-                    .unwrap_or(0);
+            let sk = sort_key(&item);
+            if sk == keys::QUEUE_ADMISSION_SK {
+                state.version = n_attribute(&item, "version");
                 continue;
             }
-            let shard = item
+            let Some(shard) = item
                 .get(keys::PK)
                 .and_then(|pk| pk.as_s().ok())
                 .and_then(|pk| pk.rsplit('#').next())
-                .and_then(|shard| shard.parse::<usize>().ok());
-            if let Some(progress) = shard.and_then(|shard| state.shards.get_mut(shard)) {
-                *progress = from_item::<ProgressItem>(item)?.into();
+                .and_then(|shard| shard.parse::<usize>().ok())
+                .filter(|&shard| shard < shards as usize)
+            else {
+                continue;
+            };
+            if sk == keys::QUEUE_COUNTER_SK {
+                state.last_numbers[shard] = n_attribute(&item, "last_number");
+            } else {
+                state.shards[shard] = from_item::<ProgressItem>(item)?.into();
             }
         }
         Ok(state)
@@ -361,11 +389,7 @@ impl Store {
                 "next_queue_number",
             )
             .await?;
-        Ok(item
-            .get("last_number")
-            .and_then(|value| value.as_n().ok())
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(0))
+        Ok(n_attribute(&item, "last_number"))
     }
 
     /// Counts an early entrant into a shard of a concert's pre-queue (for positions).
