@@ -48,6 +48,9 @@ pub const ENDPOINTS: &[(&str, Handler)] = &[
     ),
     ("create-payment", handler!(endpoints::money::pay)),
     ("concert-sales", handler!(endpoints::catalog::sales)),
+    ("import-performance", handler!(endpoints::practice::import)),
+    ("web-page", handler!(endpoints::practice::page)),
+    ("web-asset", handler!(endpoints::practice::asset)),
 ];
 
 /// `(binary name, one step)` for every scheduled function. The binaries themselves may do more

@@ -326,6 +326,7 @@ fn every_event_gets_past_its_endpoints_input_validation() {
             "create-concert" => {
                 parse_json::<NewConcert>(body).and_then(|concert| concert.validate().map(drop))
             }
+            "import-performance" => parse_json::<shared::operations::ImportRequest>(body).map(drop),
             _ => {
                 assert!(
                     json.get("body").is_none(),

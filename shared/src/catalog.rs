@@ -241,6 +241,12 @@ pub struct Concert {
     /// at random among themselves at the opening, ahead of everyone who enters after it.
     #[serde(default)]
     pub prequeue: bool,
+    /// For a concert imported from a ticket sale page: the page's (normalised) address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
+    /// For an imported concert: the booking-page layout to practise on (see the importer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_code: Option<String>,
     /// Shown through `status` only; stored only when true.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cancelled: bool,
@@ -422,6 +428,8 @@ mod tests {
             booking_opens_at: at(1),
             booking_closes_at: at(20),
             prequeue: false,
+            source_url: None,
+            template_code: None,
             cancelled: false,
             created_at: at(1),
         };

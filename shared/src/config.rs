@@ -42,6 +42,10 @@ pub struct Config {
     /// cannot be overtaken. The fairness bound of docs/API.md assumes at most this lag.
     pub queue_settle_millis: i64,
     pub admin_usernames: BTreeSet<String>,
+    /// `IMPORT_TEST_ALLOW`: for tests only, never set in production: addresses (and ports) the
+    /// page import may fetch although they are not public, as `127.0.0.1:8080,127.0.0.1:9090`.
+    /// Empty by default: the import fetches public addresses on ports 80 and 443 only.
+    pub import_test_allow: Vec<std::net::SocketAddr>,
     /// `QUEUE_URL`: the SQS FIFO queue that carries queue entrants to the admitter.
     pub queue_url: Option<String>,
     /// `EVENT_BUS_NAME`: the EventBridge bus that domain events go to.
@@ -118,6 +122,17 @@ impl Config {
             queue_entry_shards: number("QUEUE_ENTRY_SHARDS", 1, 1, MAX_ENTRY_SHARDS)? as u32,
             queue_settle_millis: number("QUEUE_SETTLE_MILLIS", 1000, 0, 60_000)?,
             admin_usernames,
+            import_test_allow: match get("IMPORT_TEST_ALLOW") {
+                None => Vec::new(),
+                Some(raw) => raw
+                    .split(',')
+                    .map(|one| one.trim().parse())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| ConfigError::Invalid {
+                        name: "IMPORT_TEST_ALLOW",
+                        reason: format!("expected address:port pairs, got {raw:?}"),
+                    })?,
+            },
             queue_url: get("QUEUE_URL"),
             event_bus_name: get("EVENT_BUS_NAME"),
         })

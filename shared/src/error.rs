@@ -40,6 +40,12 @@ pub enum DomainError {
     BookingClosed(&'static str),
     #[error("{0}")]
     RateLimited(&'static str),
+    /// A page the import will not fetch: its address (or a redirect's) is not public.
+    #[error("{0}")]
+    ImportRefused(String),
+    /// A page the import could not use: unreachable, too slow, too large, not HTML.
+    #[error("{0}")]
+    ImportFailed(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -70,7 +76,7 @@ impl DomainError {
             | Self::ReservationNotPayable
             | Self::IdempotencyKeyReused => 409,
             Self::ReservationExpired => 410,
-            Self::BookingClosed(_) => 422,
+            Self::BookingClosed(_) | Self::ImportRefused(_) | Self::ImportFailed(_) => 422,
             Self::RateLimited(_) => 429,
             Self::Internal(_) => 500,
         }
@@ -93,6 +99,8 @@ impl DomainError {
             Self::ReservationExpired => "RESERVATION_EXPIRED",
             Self::BookingClosed(_) => "BOOKING_CLOSED",
             Self::RateLimited(_) => "RATE_LIMITED",
+            Self::ImportRefused(_) => "IMPORT_REFUSED",
+            Self::ImportFailed(_) => "IMPORT_FAILED",
             Self::Internal(_) => "INTERNAL",
         }
     }

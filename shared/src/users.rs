@@ -40,6 +40,9 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     #[serde(default)]
     pub last_entered_url: Option<String>,
+    /// When `last_entered_url` was entered.
+    #[serde(default)]
+    pub last_entered_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

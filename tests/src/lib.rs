@@ -3,6 +3,8 @@
 //!
 //! Run through `infra/test.sh`, which starts the emulators and exports their endpoints.
 
+pub mod pages;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use shared::{Clock, Config};

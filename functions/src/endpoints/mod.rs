@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod health;
 pub mod jobs;
 pub mod money;
+pub mod practice;
 pub mod queue;
 pub mod reservations;
 pub mod users;

@@ -41,6 +41,7 @@ pub async fn me(services: &Services, request: Request) -> HandlerResult {
             "name": user.name,
             "balance": user.balance,
             "last_entered_url": user.last_entered_url,
+            "last_entered_at": user.last_entered_at,
         }),
     )
 }

@@ -27,6 +27,8 @@ impl Services {
             booking_opens_at: body.booking_opens_at,
             booking_closes_at: body.booking_closes_at,
             prequeue: body.prequeue,
+            source_url: None,
+            template_code: None,
             cancelled: false,
             created_at: self.clock.now(),
         };

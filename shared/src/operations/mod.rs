@@ -4,11 +4,13 @@
 //! [`Services`]: crate::runtime::Services
 
 mod catalog;
+mod import;
 mod money;
 mod queue;
 mod reservations;
 
 pub use catalog::{CreatedConcert, ScheduleAvailability};
+pub use import::{normalise, ImportRequest, Imported};
 pub use money::{Replied, ScheduleSales};
 pub use queue::{AdmitReport, Admitted, EnterQueue, Place, QueueView};
 mod users;

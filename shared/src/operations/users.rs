@@ -21,6 +21,7 @@ impl Services {
             balance: 0,
             created_at: self.clock.now(),
             last_entered_url: None,
+            last_entered_at: None,
         };
         self.store.create_user(&user, &password_hash).await?;
         Ok(user)

@@ -119,6 +119,13 @@ pub fn queue_active(concert_id: Uuid) -> String {
 }
 pub const ACTIVE_SK_PREFIX: &str = "USER#";
 
+/// An imported page's claim on its concert, keyed by a digest of the page's normalised address
+/// (addresses may be longer than a key may be).
+pub fn import(page_key: &str) -> String {
+    format!("IMPORT#{page_key}")
+}
+pub const IMPORT_SK: &str = "IMPORT";
+
 /// One item per user per concert: the user's one place in that concert's line.
 pub fn queue_token(concert_id: Uuid, user_id: Uuid) -> String {
     format!("QTOKEN#{concert_id}#{user_id}")

@@ -8,6 +8,7 @@
 mod catalog;
 mod cursor;
 mod holds;
+mod imports;
 pub mod keys;
 mod money;
 mod queue;
@@ -21,6 +22,7 @@ use std::collections::HashMap;
 
 pub use catalog::ConcertPage;
 pub use holds::{HoldConflict, HoldContext, HOLD_SHARDS};
+pub use imports::{Claimed, ImportClaim, CLAIM_TAKEOVER_SECONDS};
 pub use money::{CancelWrite, PaymentContext, PaymentWrite, SalesCounters};
 pub use queue::{
     max_activations_per_write, Activation, Admission, AdmissionState, AdmitConflict, PreEntrant,

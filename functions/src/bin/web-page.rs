@@ -1,0 +1,7 @@
+//! `GET /`: the practice page
+use functions::{endpoints, handler};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    functions::run(handler!(endpoints::practice::page)).await
+}

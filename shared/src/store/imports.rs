@@ -1,0 +1,148 @@
+//! Imported pages: one concert per normalised page address, and the user's last entered URL.
+
+use super::{applied, from_item, keys, s, sdk_error, to_item, Item, Store};
+use crate::catalog::{Concert, Schedule, Seat};
+use crate::error::{DomainError, Result};
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// A page's claim on its concert: written before the concert, so that the same page imported
+/// twice (or by two users at once) gives one concert. It carries the whole draft, so that
+/// whoever finds a claim whose creator died can finish the same concert.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ImportClaim {
+    pub source_url: String,
+    pub concert: Concert,
+    pub schedules: Vec<Schedule>,
+    pub seats: Vec<Seat>,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub claimed_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ImportItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    claim: ImportClaim,
+}
+
+/// How long a claim's creator may take before someone else finishes its concert: well past the
+/// import function's 10 s timeout, so the creator is surely gone.
+pub const CLAIM_TAKEOVER_SECONDS: i64 = 30;
+
+fn claim_key(page_key: &str) -> Item {
+    HashMap::from([
+        (keys::PK.to_owned(), s(keys::import(page_key))),
+        (keys::SK.to_owned(), s(keys::IMPORT_SK)),
+    ])
+}
+
+/// What claiming a page gave.
+pub enum Claimed {
+    /// This call claimed the page: it creates the concert.
+    Won,
+    /// The page was claimed before: this is the claim.
+    Existing(Box<ImportClaim>),
+}
+
+impl Store {
+    /// The claim of a page, if it was imported before (a consistent read).
+    pub async fn import_claim(&self, page_key: &str) -> Result<Option<ImportClaim>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(claim_key(page_key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| sdk_error("import_claim", err))?;
+        output
+            .item
+            .map(|item| from_item::<ImportItem>(item).map(|item| item.claim))
+            .transpose()
+    }
+
+    /// Claims a page for `claim.concert`, unless it is claimed already.
+    pub async fn claim_import(&self, page_key: &str, claim: &ImportClaim) -> Result<Claimed> {
+        let item = to_item(&ImportItem {
+            pk: keys::import(page_key),
+            sk: keys::IMPORT_SK.to_owned(),
+            claim: claim.clone(),
+        })?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        if applied("claim_import", result)? {
+            return Ok(Claimed::Won);
+        }
+        let existing = self
+            .import_claim(page_key)
+            .await?
+            .ok_or_else(|| DomainError::internal("claim_import: the claim vanished"))?;
+        Ok(Claimed::Existing(Box::new(existing)))
+    }
+
+    /// Takes over a claim whose creator has not finished its concert in
+    /// [`CLAIM_TAKEOVER_SECONDS`]: true if this call now owns it.
+    pub async fn take_over_import(
+        &self,
+        page_key: &str,
+        claim: &ImportClaim,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        if now - claim.claimed_at < Duration::seconds(CLAIM_TAKEOVER_SECONDS) {
+            return Ok(false);
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(claim_key(page_key)))
+            .update_expression("SET claimed_at = :now")
+            .condition_expression("claimed_at = :then")
+            .expression_attribute_values(":now", millis(now))
+            .expression_attribute_values(":then", millis(claim.claimed_at))
+            .send()
+            .await;
+        applied("take_over_import", result)
+    }
+
+    /// Remembers the address a user entered last, and when.
+    pub async fn set_last_entered_url(
+        &self,
+        user_id: uuid::Uuid,
+        url: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::user(user_id)))
+            .key(keys::SK, s(keys::USER_PROFILE))
+            .update_expression("SET last_entered_url = :url, last_entered_at = :at")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":url", s(url))
+            .expression_attribute_values(":at", s(at.to_rfc3339()))
+            .send()
+            .await;
+        if applied("set_last_entered_url", result)? {
+            Ok(())
+        } else {
+            Err(DomainError::NotFound("user"))
+        }
+    }
+}
+
+fn millis(at: DateTime<Utc>) -> AttributeValue {
+    AttributeValue::N(at.timestamp_millis().to_string())
+}
