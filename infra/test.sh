@@ -16,6 +16,11 @@ fi
 # Compile first, so the emulators are not kept waiting through a cold build.
 cargo test --workspace --no-run --quiet
 
+# The browser test drives Debian's chromium through chromedriver.
+# shellcheck source=infra/tools.sh
+source infra/tools.sh
+ensure_browser
+
 state="$(mktemp -d "${TMPDIR:-/tmp}/ticketing-test.XXXXXX")"
 trap 'infra/emulators.sh stop "$state"; rm -rf "$state"' EXIT
 infra/emulators.sh start "$state"

@@ -235,3 +235,26 @@ _ensure_lint_tools_unlocked() {
     _tools_make_venv "$LINT_VENV" "$stamp" \
         "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION"
 }
+
+# ensure_browser: Debian's chromium and chromium-driver, for the browser test (tests/tests/
+# browser.rs). Installed with apt-get when missing (as root, or through sudo); sets
+# CHROMEDRIVER and CHROMIUM. The packages are system-wide: apt is the only source of a
+# matching browser and driver here.
+ensure_browser() {
+    if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+        local sudo=()
+        if [[ $(id -u) != 0 ]]; then
+            command -v sudo >/dev/null 2>&1 ||
+                _tools_die "chromium and chromium-driver are missing and this user cannot install them: apt-get install chromium chromium-driver" ||
+                return 1
+            sudo=(sudo)
+        fi
+        _tools_say "installing chromium and chromium-driver (apt-get)"
+        _tools_locked browser "${sudo[@]}" sh -c \
+            'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null' ||
+            _tools_die "apt-get install chromium chromium-driver failed" || return 1
+    fi
+    CHROMIUM=/usr/bin/chromium
+    CHROMEDRIVER=/usr/bin/chromedriver
+    export CHROMIUM CHROMEDRIVER
+}

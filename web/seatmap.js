@@ -22,6 +22,13 @@ export function seatLabel(seat) {
     `${formatWon(seat.price)}, ${STATUS_WORDS[seat.status] ?? String(seat.status).toLowerCase()}`;
 }
 
+/** Rows are numbers in the contract; sort numerically, and names (if any) naturally. */
+function compareRows(a, b) {
+  return typeof a === 'number' && typeof b === 'number'
+    ? a - b
+    : String(a).localeCompare(String(b), undefined, { numeric: true });
+}
+
 export class SeatMap {
   /**
    * @param {HTMLElement} container  #seat-map
@@ -54,7 +61,7 @@ export class SeatMap {
     this.selected = new Set(); // seat_nos chosen by me
     this.rows = []; // display order: arrays of seat_nos, one per row
     this.position = new Map(); // seat_no → [rowIndex, columnIndex]
-    this.structure = '';
+    this.structure = null; // the first update always draws (even an empty map)
     this.focusNo = null;
     this.grades = []; // [{grade, price, colour}] most expensive first
     this.container.replaceChildren();
@@ -166,7 +173,7 @@ export class SeatMap {
         el('h3', { id: headingId },
           sectionName(section),
           el('span', { class: 'section-meta' }, ` — grade ${grades.join(', ')}, ${prices.map(formatWon).join(' / ')}`)));
-      for (const rowNo of [...rows.keys()].sort((a, b) => a - b)) {
+      for (const rowNo of [...rows.keys()].sort(compareRows)) {
         const rowSeats = rows.get(rowNo);
         const rowIndex = this.rows.length;
         this.rows.push(rowSeats.map((s) => s.seat_no));
@@ -188,6 +195,7 @@ export class SeatMap {
       blocks.push(block);
     }
     this.container.replaceChildren(...blocks);
+    if (!blocks.length) this.container.append(el('p', { class: 'empty' }, 'No seats on this date.'));
 
     const keep = this.focusNo !== null && this.buttons.has(this.focusNo) ? this.focusNo : sorted[0]?.seat_no ?? null;
     this.focusNo = null;

@@ -65,6 +65,10 @@ export function renderTimingTable(table, attempt) {
     body.append(el('tr', {}, el('td', { colspan: 2 }, 'No attempt finished yet.')));
   } else {
     body.append(
+      el('tr', {}, el('th', { scope: 'row' }, 'Counted from'),
+        el('td', {}, attempt.openedBeforePage
+          ? 'when the concert page appeared (the sale was already open)'
+          : `the open time, ${formatDateTime(attempt.openAt, true)}`)),
       el('tr', {}, el('th', { scope: 'row' }, 'Reaction (open → Book pressed)'),
         el('td', {}, formatDuration(attempt.bookPressedAt - attempt.openRef))),
     );

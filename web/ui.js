@@ -93,6 +93,7 @@ class Scope {
       try {
         await fn();
       } catch (err) {
+        // A failure that arrives after the screen was left belongs to nothing on screen now.
         if (this.active) onError(err);
       }
       this.after(ms, run);

@@ -4,6 +4,7 @@
 //! Run through `infra/test.sh`, which starts the emulators and exports their endpoints.
 
 pub mod pages;
+pub mod webdriver;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -1,0 +1,223 @@
+//! The practice site in a real browser: Debian's headless chromium, driven through
+//! chromedriver, against the local stack (scheduler on). One fan imports a sale page served on
+//! this machine, waits for its open time, queues, holds and pays; a second fan loses a seat
+//! race and is told so. Screenshots of each step go to `target/screenshots/`.
+
+use chrono::{Duration, Utc};
+use e2e_tests::pages::{korean_sale_page, Page, PageServer};
+use e2e_tests::webdriver::{Browser, Driver};
+use e2e_tests::TestApi;
+use std::path::PathBuf;
+
+fn shot(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/screenshots")
+        .join(format!("{name}.png"))
+}
+
+/// Waits until the page shows `screen` (the `data-screen` of its body).
+async fn on_screen(browser: &Browser, screen: &str) {
+    browser
+        .wait_for(
+            &format!("body[data-screen='{screen}']"),
+            |_| true,
+            &format!("the {screen} screen"),
+        )
+        .await;
+}
+
+async fn sign_up(browser: &Browser, base: &str, username: &str) {
+    browser.go(&format!("{base}/")).await;
+    on_screen(browser, "login").await;
+    browser
+        .find("#signup-username")
+        .await
+        .type_text(username)
+        .await;
+    browser
+        .find("#signup-password")
+        .await
+        .type_text("practice-password")
+        .await;
+    browser
+        .find("#signup-name")
+        .await
+        .type_text("Practice Fan")
+        .await;
+    browser.find("#signup-button").await.click().await;
+    on_screen(browser, "choose").await;
+}
+
+/// From the concert page to the seat map of its first date: wait for the open time, book,
+/// wait in line until admitted, pick the date.
+async fn queue_to_seats(browser: &Browser) {
+    browser
+        .wait_for("#book-button:enabled", |_| true, "enabled at the open time")
+        .await
+        .click()
+        .await;
+    browser
+        .wait_for(
+            "body[data-screen='queue'], body[data-screen='dates']",
+            |_| true,
+            "in line",
+        )
+        .await;
+    on_screen(browser, "dates").await;
+    browser.find(".schedule-pick").await.click().await;
+    on_screen(browser, "seats").await;
+    browser
+        .wait_for(".seat[data-status='AVAILABLE']", |_| true, "a seat map")
+        .await;
+}
+
+async fn choose_seat(browser: &Browser, seat_no: u32) {
+    browser
+        .find(&format!(".seat[data-seat-no='{seat_no}']"))
+        .await
+        .click()
+        .await;
+    browser
+        .wait_for(
+            &format!(".seat[data-seat-no='{seat_no}'][aria-pressed='true']"),
+            |_| true,
+            "selected",
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
+    // The page states an open time a few seconds from now, to the second (JSON-LD).
+    let opens_at = Utc::now() + Duration::seconds(12);
+    let opens_at = opens_at - Duration::nanoseconds(i64::from(opens_at.timestamp_subsec_nanos()));
+    let server = PageServer::start(vec![(
+        "/goods/26001",
+        Page::html(korean_sale_page(opens_at)),
+    )])
+    .await;
+    let addr = server.addr;
+    let api =
+        TestApi::start_with_options(move |config| config.import_test_allow = vec![addr], true)
+            .await;
+    let base = api.stack.url();
+    let driver = Driver::start().await;
+
+    let fan = driver.browser().await;
+    fan.go(&format!("{base}/")).await;
+    on_screen(&fan, "login").await;
+    fan.screenshot(&shot("01-login")).await;
+    sign_up(&fan, &base, "browser_fan").await;
+
+    // Import: the concert page with its countdown, the Book button off until the open time.
+    fan.find("#import-url")
+        .await
+        .type_text(&server.url("/goods/26001"))
+        .await;
+    fan.find("#import-button").await.click().await;
+    on_screen(&fan, "concert").await;
+    fan.wait_for(
+        "#concert-title",
+        |text| text.contains("IU"),
+        "the imported title",
+    )
+    .await;
+    let book = fan.find("#book-button").await;
+    assert!(!book.enabled().await, "Book is off before the open time");
+    fan.screenshot(&shot("02-countdown")).await;
+
+    // A second fan picks the same concert from the list.
+    let rival = driver.browser().await;
+    sign_up(&rival, &base, "browser_rival").await;
+    rival
+        .wait_for(".concert-pick", |_| true, "the concert list")
+        .await
+        .click()
+        .await;
+    on_screen(&rival, "concert").await;
+
+    // The open time passes; both book, wait in line and reach the seat map.
+    queue_to_seats(&fan).await;
+    fan.screenshot(&shot("03-seat-map")).await;
+    queue_to_seats(&rival).await;
+
+    // Both want seat 1; the fan holds it first.
+    choose_seat(&fan, 1).await;
+    choose_seat(&rival, 1).await;
+    fan.find("#hold-button").await.click().await;
+    on_screen(&fan, "pay").await;
+    fan.wait_for(
+        "#hold-timer",
+        |text| !text.trim().is_empty(),
+        "a running timer",
+    )
+    .await;
+    fan.screenshot(&shot("04-hold")).await;
+
+    rival.find("#hold-button").await.click().await;
+    let error = rival
+        .wait_for(
+            "#error",
+            |text| text.contains("SEAT_UNAVAILABLE"),
+            "the lost race",
+        )
+        .await
+        .text()
+        .await;
+    assert!(error.to_lowercase().contains("seat"), "{error}");
+    rival
+        .wait_for(
+            ".seat[data-seat-no='1'][data-status='HELD']",
+            |_| true,
+            "seat 1 shown held",
+        )
+        .await;
+    rival.screenshot(&shot("05-lost-race")).await;
+
+    // The fan charges the practice balance and pays.
+    fan.find("#charge-amount").await.type_text("200000").await;
+    fan.find("#charge-button").await.click().await;
+    fan.wait_for("#balance", |text| text.contains("200"), "the new balance")
+        .await;
+    fan.find("#pay-button").await.click().await;
+    on_screen(&fan, "done").await;
+    fan.wait_for(
+        "#reservation-result",
+        |text| text.contains("CONFIRMED"),
+        "confirmed",
+    )
+    .await;
+    fan.wait_for(
+        ".my-reservation[data-status='CONFIRMED']",
+        |_| true,
+        "listed",
+    )
+    .await;
+    let timing = fan.find("#timing-table").await.text().await;
+    assert!(!timing.trim().is_empty(), "the step timings are shown");
+    fan.screenshot(&shot("06-paid")).await;
+
+    // The rival sees the seat booked.
+    rival
+        .wait_for(
+            ".seat[data-seat-no='1'][data-status='BOOKED']",
+            |_| true,
+            "seat 1 shown booked",
+        )
+        .await;
+
+    // The booking-page layouts the importer picks by the page's host, on the same seat map.
+    for layout in ["interpark", "yes24", "melon", "ticketlink"] {
+        rival
+            .script(&format!(
+                "document.body.className = 'layout-{layout}'; window.scrollTo(0, 0);"
+            ))
+            .await;
+        rival
+            .screenshot(&shot(&format!("07-layout-{layout}")))
+            .await;
+    }
+
+    fan.close().await;
+    rival.close().await;
+}
