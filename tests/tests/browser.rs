@@ -1,7 +1,8 @@
 //! The practice site in a real browser: Debian's headless chromium, driven through
-//! chromedriver, against the local stack (scheduler on). One fan imports a sale page served on
-//! this machine, waits for its open time, queues, holds and pays; a second fan loses a seat
-//! race and is told so. Screenshots of each step go to `target/screenshots/`.
+//! chromedriver, against the local stack (scheduler on, two shoppers at a time). One fan
+//! imports a sale page served on this machine, waits for its open time, queues, holds and pays;
+//! a second fan loses a seat race and is told so; a third waits in line until the first has
+//! paid. Screenshots of each step go to `target/screenshots/`.
 
 use chrono::{Duration, Utc};
 use e2e_tests::pages::{korean_sale_page, Page, PageServer};
@@ -138,8 +139,25 @@ async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
 
     // The open time passes; both book, wait in line and reach the seat map.
     queue_to_seats(&fan).await;
-    fan.screenshot(&shot("03-seat-map")).await;
+    fan.screenshot(&shot("04-seat-map")).await;
     queue_to_seats(&rival).await;
+
+    // A third fan comes later: both slots are taken, so they wait in line.
+    let late = driver.browser().await;
+    sign_up(&late, &base, "browser_late").await;
+    late.wait_for(".concert-pick", |_| true, "the concert list")
+        .await
+        .click()
+        .await;
+    on_screen(&late, "concert").await;
+    late.wait_for("#book-button:enabled", |_| true, "enabled")
+        .await
+        .click()
+        .await;
+    on_screen(&late, "queue").await;
+    late.wait_for("#queue-position", |text| text.contains('0'), "a position")
+        .await;
+    late.screenshot(&shot("03-waiting-room")).await;
 
     // Both want seat 1; the fan holds it first.
     choose_seat(&fan, 1).await;
@@ -152,7 +170,7 @@ async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
         "a running timer",
     )
     .await;
-    fan.screenshot(&shot("04-hold")).await;
+    fan.screenshot(&shot("05-hold")).await;
 
     rival.find("#hold-button").await.click().await;
     let error = rival
@@ -172,7 +190,7 @@ async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
             "seat 1 shown held",
         )
         .await;
-    rival.screenshot(&shot("05-lost-race")).await;
+    rival.screenshot(&shot("06-lost-race")).await;
 
     // The fan charges the practice balance and pays.
     fan.find("#charge-amount").await.type_text("200000").await;
@@ -195,7 +213,10 @@ async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
     .await;
     let timing = fan.find("#timing-table").await.text().await;
     assert!(!timing.trim().is_empty(), "the step timings are shown");
-    fan.screenshot(&shot("06-paid")).await;
+    fan.screenshot(&shot("07-paid")).await;
+
+    // Paying ended the fan's queue token, which freed a slot: the late fan is let in.
+    on_screen(&late, "dates").await;
 
     // The rival sees the seat booked.
     rival
@@ -214,10 +235,11 @@ async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
             ))
             .await;
         rival
-            .screenshot(&shot(&format!("07-layout-{layout}")))
+            .screenshot(&shot(&format!("08-layout-{layout}")))
             .await;
     }
 
     fan.close().await;
     rival.close().await;
+    late.close().await;
 }
