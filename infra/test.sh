@@ -30,7 +30,7 @@ source "$state/env"
 # cargo prints one "test result" line per test binary; add them up into one closing line.
 log="$state/cargo-test.log"
 status=0
-cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { passed += $4; failed += $6 }
      END { printf "\ntests: %d passed, %d failed\n", passed, failed }' "$log"
 exit "$status"

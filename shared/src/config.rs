@@ -46,6 +46,9 @@ pub struct Config {
     /// page import may fetch although they are not public, as `127.0.0.1:8080,127.0.0.1:9090`.
     /// Empty by default: the import fetches public addresses on ports 80 and 443 only.
     pub import_test_allow: Vec<std::net::SocketAddr>,
+    /// `IMPORTS_PER_MINUTE`: pages one user may have fetched a minute (pages imported before
+    /// are not fetched again and do not count); beyond it, `429 RATE_LIMITED`.
+    pub imports_per_minute: u64,
     /// `QUEUE_URL`: the SQS FIFO queue that carries queue entrants to the admitter.
     pub queue_url: Option<String>,
     /// `EVENT_BUS_NAME`: the EventBridge bus that domain events go to.
@@ -122,6 +125,7 @@ impl Config {
             queue_entry_shards: number("QUEUE_ENTRY_SHARDS", 1, 1, MAX_ENTRY_SHARDS)? as u32,
             queue_settle_millis: number("QUEUE_SETTLE_MILLIS", 1000, 0, 60_000)?,
             admin_usernames,
+            imports_per_minute: number("IMPORTS_PER_MINUTE", 10, 1, 10_000)? as u64,
             import_test_allow: match get("IMPORT_TEST_ALLOW") {
                 None => Vec::new(),
                 Some(raw) => raw

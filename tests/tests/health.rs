@@ -8,8 +8,43 @@ use std::path::Path;
 #[tokio::test]
 async fn health_should_answer_ok_once_the_stack_is_up() {
     let api = TestApi::start().await;
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
     let body = api.get("/health", None).await.expect(200);
-    assert_eq!(body, serde_json::json!({"status": "ok"}));
+    assert_eq!(body["status"], "ok");
+    // The service's clock, which the practice page's countdown follows.
+    let now: chrono::DateTime<chrono::Utc> = body["now"].as_str().unwrap().parse().unwrap();
+    assert!(now >= before && now <= chrono::Utc::now() + chrono::Duration::seconds(1));
+}
+
+#[tokio::test]
+async fn the_practice_page_and_its_files_should_be_served_from_the_api_origin() {
+    let api = TestApi::start().await;
+    let http = reqwest::Client::new();
+    let page = http
+        .get(format!("{}/", api.stack.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("/web/app.js"));
+    let script = http
+        .get(format!("{}/web/app.js", api.stack.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    assert!(script.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    api.get("/web/no-such-file.js", None)
+        .await
+        .expect_error(404, "NOT_FOUND");
 }
 
 /// Every HTTP function in template.yaml has an endpoint and a binary, and every binary is

@@ -105,7 +105,11 @@ async fn addresses_that_are_not_public_should_be_refused_directly_and_through_re
     ])
     .await;
     let addr = server.addr;
-    let api = TestApi::start_with(move |config| config.import_test_allow = vec![addr]).await;
+    let api = TestApi::start_with(move |config| {
+        config.import_test_allow = vec![addr];
+        config.imports_per_minute = 1_000;
+    })
+    .await;
     let fan = api.user("prober").await;
 
     for refused in [
@@ -175,4 +179,28 @@ async fn without_the_test_setting_even_the_test_server_should_be_refused() {
     import(&api, &fan, &server.url("/"))
         .await
         .expect_error(400, "VALIDATION_FAILED");
+}
+
+#[tokio::test]
+async fn a_fan_should_be_limited_to_ten_page_fetches_a_minute() {
+    let api = TestApi::start().await;
+    let fan = api.user("eager").await;
+    // Each is fetched (and refused); none was imported before.
+    for i in 0..10 {
+        import(&api, &fan, &format!("http://10.0.0.1/page{i}"))
+            .await
+            .expect_error(422, "IMPORT_REFUSED");
+    }
+    let body = import(&api, &fan, "http://10.0.0.1/page10")
+        .await
+        .expect_error(429, "RATE_LIMITED");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("minute"));
+    // Someone else is not held back.
+    let other = api.user("patient").await;
+    import(&api, &other, "http://10.0.0.1/page0")
+        .await
+        .expect_error(422, "IMPORT_REFUSED");
 }

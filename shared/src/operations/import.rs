@@ -57,6 +57,17 @@ impl Services {
         if let Some(claim) = self.store.import_claim(&page_key).await? {
             return self.finish_import(&page_key, claim).await;
         }
+        // Each fetch costs an outbound request of up to 5 s: a fan gets a few a minute.
+        if self
+            .store
+            .count_use(principal.user_id, "import", now)
+            .await?
+            > self.config.imports_per_minute
+        {
+            return Err(DomainError::RateLimited(
+                "too many pages imported this minute; try again in a minute",
+            ));
+        }
         let page = importer::import_page(raw, &policy, now)
             .await
             .map_err(import_error)?;

@@ -116,6 +116,40 @@ impl Store {
         applied("take_over_import", result)
     }
 
+    /// Counts one more use of `what` by a user in the current minute and returns the count so
+    /// far: a fixed-window rate limit, one small item per user, action and minute, which
+    /// DynamoDB's TTL clears away.
+    pub async fn count_use(
+        &self,
+        user_id: uuid::Uuid,
+        what: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let minute = now.timestamp().div_euclid(60);
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::rate(user_id, what, minute)))
+            .key(keys::SK, s(keys::RATE_SK))
+            .update_expression("ADD uses :one SET #ttl = :ttl")
+            .expression_attribute_names("#ttl", keys::TTL)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(
+                ":ttl",
+                AttributeValue::N((minute * 60 + 3600).to_string()),
+            )
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|err| sdk_error("count_use", err))?;
+        Ok(output
+            .attributes
+            .and_then(|attributes| attributes.get("uses").cloned())
+            .and_then(|uses| uses.as_n().ok().and_then(|n| n.parse().ok()))
+            .unwrap_or(0))
+    }
+
     /// Remembers the address a user entered last, and when.
     pub async fn set_last_entered_url(
         &self,

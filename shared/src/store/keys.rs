@@ -126,6 +126,12 @@ pub fn import(page_key: &str) -> String {
 }
 pub const IMPORT_SK: &str = "IMPORT";
 
+/// A user's uses of a rate-limited action (`what`) in one minute (epoch minutes).
+pub fn rate(user_id: Uuid, what: &str, minute: i64) -> String {
+    format!("RATE#{user_id}#{what}#{minute}")
+}
+pub const RATE_SK: &str = "RATE";
+
 /// One item per user per concert: the user's one place in that concert's line.
 pub fn queue_token(concert_id: Uuid, user_id: Uuid) -> String {
     format!("QTOKEN#{concert_id}#{user_id}")
