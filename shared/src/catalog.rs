@@ -62,6 +62,27 @@ pub struct Section {
 }
 
 impl NewConcert {
+    /// The concert this body describes (its dates and seats are made separately), with a new
+    /// id, created at `now`.
+    pub fn concert(&self, now: DateTime<Utc>) -> Concert {
+        Concert {
+            concert_id: crate::ids::new_id(),
+            title: self.title.clone(),
+            artist: self.artist.clone(),
+            venue: self.venue.clone(),
+            category: self.category.clone(),
+            description: self.description.clone(),
+            image_url: self.image_url.clone(),
+            booking_opens_at: self.booking_opens_at,
+            booking_closes_at: self.booking_closes_at,
+            prequeue: self.prequeue,
+            source_url: None,
+            template_code: None,
+            cancelled: false,
+            created_at: now,
+        }
+    }
+
     /// Checks every field and returns the seats each schedule will have.
     pub fn validate(&self) -> Result<Vec<Seat>> {
         validate::text("title", &self.title, 1, 200)?;

@@ -237,67 +237,39 @@ impl Browser {
 }
 
 impl Element<'_> {
-    pub async fn click(&self) {
+    /// A command on this element: `POST` with `body`, or `GET` without.
+    async fn command(&self, what: &str, body: Option<Value>) -> Value {
+        let method = if body.is_some() {
+            reqwest::Method::POST
+        } else {
+            reqwest::Method::GET
+        };
         self.browser
-            .call(
-                reqwest::Method::POST,
-                &format!("/element/{}/click", self.id),
-                Some(json!({})),
-            )
-            .await;
+            .call(method, &format!("/element/{}/{what}", self.id), body)
+            .await
+    }
+
+    pub async fn click(&self) {
+        self.command("click", Some(json!({}))).await;
     }
 
     pub async fn type_text(&self, text: &str) {
-        self.browser
-            .call(
-                reqwest::Method::POST,
-                &format!("/element/{}/clear", self.id),
-                Some(json!({})),
-            )
-            .await;
-        self.browser
-            .call(
-                reqwest::Method::POST,
-                &format!("/element/{}/value", self.id),
-                Some(json!({ "text": text })),
-            )
-            .await;
+        self.command("clear", Some(json!({}))).await;
+        self.command("value", Some(json!({ "text": text }))).await;
     }
 
     pub async fn text(&self) -> String {
-        self.browser
-            .call(
-                reqwest::Method::GET,
-                &format!("/element/{}/text", self.id),
-                None,
-            )
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        let text = self.command("text", None).await;
+        text.as_str().unwrap_or_default().to_owned()
     }
 
     pub async fn attribute(&self, name: &str) -> Option<String> {
-        self.browser
-            .call(
-                reqwest::Method::GET,
-                &format!("/element/{}/attribute/{name}", self.id),
-                None,
-            )
-            .await
-            .as_str()
-            .map(str::to_owned)
+        let value = self.command(&format!("attribute/{name}"), None).await;
+        value.as_str().map(str::to_owned)
     }
 
     pub async fn enabled(&self) -> bool {
-        self.browser
-            .call(
-                reqwest::Method::GET,
-                &format!("/element/{}/enabled", self.id),
-                None,
-            )
-            .await
-            .as_bool()
-            .unwrap_or(false)
+        let enabled = self.command("enabled", None).await;
+        enabled.as_bool().unwrap_or(false)
     }
 }

@@ -9,10 +9,19 @@ use shared::runtime::Services;
 pub async fn create_concert(services: &Services, request: Request) -> HandlerResult {
     http::admin(services, &request)?;
     let created = services.create_concert(http::body(&request)?).await?;
-    let mut body = serde_json::to_value(created.concert.view(services.clock.now()))
+    let body = concert_with_dates(services, &created.concert, &created.schedules)?;
+    http::json(201, &body)
+}
+
+/// A concert as the API shows it, with its dates (`schedule_id`, `starts_at`, `total_seats`).
+pub(crate) fn concert_with_dates(
+    services: &Services,
+    concert: &shared::catalog::Concert,
+    schedules: &[shared::catalog::Schedule],
+) -> Result<Value, shared::DomainError> {
+    let mut body = serde_json::to_value(concert.view(services.clock.now()))
         .map_err(shared::DomainError::internal)?;
-    body["schedules"] = created
-        .schedules
+    body["schedules"] = schedules
         .iter()
         .map(|schedule| {
             json!({
@@ -22,7 +31,7 @@ pub async fn create_concert(services: &Services, request: Request) -> HandlerRes
             })
         })
         .collect::<Value>();
-    http::json(201, &body)
+    Ok(body)
 }
 
 pub async fn list_concerts(services: &Services, request: Request) -> HandlerResult {

@@ -4,7 +4,7 @@
 use crate::{http, HandlerResult};
 use lambda_http::http::header;
 use lambda_http::{Body, Request, Response};
-use serde_json::{json, Value};
+use serde_json::json;
 use shared::runtime::Services;
 use shared::DomainError;
 
@@ -13,19 +13,8 @@ pub async fn import(services: &Services, request: Request) -> HandlerResult {
     let imported = services
         .import_performance(&principal, http::body(&request)?)
         .await?;
-    let mut body = serde_json::to_value(imported.concert.view(services.clock.now()))
-        .map_err(DomainError::internal)?;
-    body["schedules"] = imported
-        .schedules
-        .iter()
-        .map(|schedule| {
-            json!({
-                "schedule_id": schedule.schedule_id,
-                "starts_at": schedule.starts_at,
-                "total_seats": schedule.total_seats,
-            })
-        })
-        .collect::<Value>();
+    let mut body =
+        super::catalog::concert_with_dates(services, &imported.concert, &imported.schedules)?;
     // Always present on an import, even if the concert item lacks them.
     body["source_url"] = json!(imported.concert.source_url);
     body["template_code"] = json!(imported

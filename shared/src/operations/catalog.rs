@@ -16,22 +16,7 @@ pub struct CreatedConcert {
 impl Services {
     pub async fn create_concert(&self, body: NewConcert) -> Result<CreatedConcert> {
         let seats = body.validate()?;
-        let concert = Concert {
-            concert_id: new_id(),
-            title: body.title,
-            artist: body.artist,
-            venue: body.venue,
-            category: body.category,
-            description: body.description,
-            image_url: body.image_url,
-            booking_opens_at: body.booking_opens_at,
-            booking_closes_at: body.booking_closes_at,
-            prequeue: body.prequeue,
-            source_url: None,
-            template_code: None,
-            cancelled: false,
-            created_at: self.clock.now(),
-        };
+        let concert = body.concert(self.clock.now());
         let mut schedules: Vec<Schedule> = body
             .schedules
             .iter()

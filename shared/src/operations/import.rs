@@ -213,20 +213,9 @@ fn draft(page: &ImportedPage, source: &Url, now: DateTime<Utc>) -> Result<Import
     };
     let seats = body.validate()?;
     let concert = Concert {
-        concert_id: new_id(),
-        title: body.title,
-        artist: body.artist,
-        venue: body.venue,
-        category: body.category,
-        description: body.description,
-        image_url: body.image_url,
-        booking_opens_at: body.booking_opens_at,
-        booking_closes_at: body.booking_closes_at,
-        prequeue: false,
         source_url: Some(source.to_string()),
         template_code: Some(page.template.to_owned()),
-        cancelled: false,
-        created_at: now,
+        ..body.concert(now)
     };
     let schedules = vec![Schedule {
         schedule_id: new_id(),
