@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 #
-# infra/test.sh — every test: unit tests, adapter tests against the emulators, and end-to-end
-# tests through HTTP. Installs what it needs, starts its own emulators on free loopback ports,
-# and stops them when the tests end, pass or fail. Extra arguments go to `cargo test`.
+# infra/test.sh — every test: unit tests, adapter tests against the emulators, end-to-end
+# tests through HTTP, the browser test, and the OpenAPI document checked against the running
+# service (infra/api-check.sh). Installs what it needs, starts its own emulators on free
+# loopback ports, and stops them when the tests end, pass or fail. Extra arguments go to
+# `cargo test` (and skip the OpenAPI check).
 
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,4 +35,10 @@ status=0
 cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { passed += $4; failed += $6 }
      END { printf "\ntests: %d passed, %d failed\n", passed, failed }' "$log"
+
+# The OpenAPI document against the running service (schemathesis, bounded and seeded), when
+# the whole suite runs.
+if [[ $# -eq 0 ]]; then
+    infra/api-check.sh || status=1
+fi
 exit "$status"

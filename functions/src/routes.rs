@@ -51,6 +51,7 @@ pub const ENDPOINTS: &[(&str, Handler)] = &[
     ("import-performance", handler!(endpoints::practice::import)),
     ("web-page", handler!(endpoints::practice::page)),
     ("web-asset", handler!(endpoints::practice::asset)),
+    ("openapi-document", handler!(endpoints::practice::openapi)),
 ];
 
 /// `(binary name, one step)` for every scheduled function. The binaries themselves may do more

@@ -93,6 +93,8 @@ impl NewConcert {
         if let Some(image_url) = &self.image_url {
             validate::http_url("image_url", image_url)?;
         }
+        validate::plausible_time("booking_opens_at", self.booking_opens_at)?;
+        validate::plausible_time("booking_closes_at", self.booking_closes_at)?;
         if self.booking_closes_at <= self.booking_opens_at {
             return Err(DomainError::validation(
                 "booking_closes_at",
@@ -106,6 +108,7 @@ impl NewConcert {
             ));
         }
         for (index, schedule) in self.schedules.iter().enumerate() {
+            validate::plausible_time(&format!("schedules[{index}].starts_at"), schedule.starts_at)?;
             if schedule.starts_at < self.booking_opens_at {
                 return Err(DomainError::validation(
                     format!("schedules[{index}].starts_at"),
@@ -429,6 +432,13 @@ mod tests {
         let mut body = concert_body(None, Some(1));
         body.schedules.clear();
         assert_eq!(field_of(body.validate()), "schedules");
+    }
+
+    #[test]
+    fn when_a_time_is_outside_the_years_clients_can_read_should_refuse() {
+        let mut body = concert_body(None, Some(1000));
+        body.booking_opens_at = "0000-01-01T00:30:00+01:00".parse().unwrap();
+        assert_eq!(field_of(body.validate()), "booking_opens_at");
     }
 
     #[test]

@@ -121,6 +121,19 @@ pub fn http_url(field: &str, value: &str) -> Result<url::Url> {
     }
 }
 
+/// A time that every client can read back as RFC 3339: from the year 1970 to 9999 in UTC.
+pub fn plausible_time(field: &str, value: DateTime<Utc>) -> Result<()> {
+    use chrono::Datelike;
+    if (1970..=9999).contains(&value.year()) {
+        Ok(())
+    } else {
+        Err(DomainError::validation(
+            field,
+            "must be a time between the years 1970 and 9999",
+        ))
+    }
+}
+
 /// An RFC 3339 time, normalised to UTC.
 pub fn timestamp(field: &str, value: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(value)

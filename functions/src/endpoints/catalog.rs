@@ -81,8 +81,11 @@ pub async fn list_schedules(services: &Services, request: Request) -> HandlerRes
 
 pub async fn sales(services: &Services, request: Request) -> HandlerResult {
     http::admin(services, &request)?;
-    let concert_id = http::path(&request, "concert_id")?;
-    let sales = services.sales(&concert_id).await?;
+    let raw_id = http::path(&request, "concert_id")?;
+    let sales = services.sales(&raw_id).await?;
+    // The id as stored (the path may spell it otherwise: upper case, no hyphens...).
+    let concert_id =
+        shared::ids::parse_id(&raw_id).ok_or(shared::DomainError::NotFound("concert"))?;
     let schedules: Vec<Value> = sales
         .iter()
         .map(|item| {

@@ -28,6 +28,17 @@ pub async fn import(services: &Services, request: Request) -> HandlerResult {
 /// (name, content type, content).
 const FILES: &[(&str, &str, &str)] = include!(concat!(env!("OUT_DIR"), "/web_files.rs"));
 
+/// `GET /openapi.yaml`: the API's OpenAPI document, checked against the running service by
+/// `infra/api-check.sh`.
+pub async fn openapi(_services: &Services, _request: Request) -> HandlerResult {
+    Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "application/yaml")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from(include_str!("../../../openapi.yaml")))
+        .map_err(DomainError::internal)
+}
+
 /// `GET /`: the practice page.
 pub async fn page(_services: &Services, _request: Request) -> HandlerResult {
     file("index.html")
