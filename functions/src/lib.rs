@@ -11,7 +11,7 @@ pub mod http;
 pub mod routes;
 
 pub use lambda_http::Request;
-use lambda_http::{service_fn, Body, Response};
+use lambda_http::{service_fn, Body, RequestExt, Response};
 pub use shared::runtime::Services;
 use shared::DomainError;
 use std::convert::Infallible;
@@ -70,12 +70,35 @@ pub async fn run_job(job: Job) -> Result<(), lambda_http::Error> {
     .await
 }
 
-/// Runs an endpoint and maps a domain error to the contract's error response.
+/// Runs an endpoint, maps a domain error to the contract's error response, and writes the
+/// request's log line: request id, route, status, latency and the caller's user id (when the
+/// access token is genuine). Never a token, a password, a body or an `Idempotency-Key`: only
+/// these fields are written.
 pub async fn respond(services: &Services, handler: Handler, request: Request) -> Response<Body> {
-    match handler(services, request).await {
+    let started = std::time::Instant::now();
+    let (route, request_id) = match request.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => {
+            (context.route_key.clone(), context.request_id.clone())
+        }
+        _ => (None, None),
+    };
+    let user_id = http::principal(services, &request)
+        .ok()
+        .map(|principal| principal.user_id.to_string());
+    let response = match handler(services, request).await {
         Ok(response) => response,
         Err(err) => http::error_response(&err),
-    }
+    };
+    tracing::info!(
+        target: "request",
+        request_id = request_id.as_deref().unwrap_or(""),
+        route = route.as_deref().unwrap_or(""),
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        user_id = user_id.as_deref().unwrap_or(""),
+        "request"
+    );
+    response
 }
 
 /// The `main` of every Lambda binary: logging, services built once per cold start, then the

@@ -23,6 +23,8 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// A route of the template bound to its endpoint function.
 struct BoundRoute {
     method: String,
+    /// `METHOD /path/{param}`, as API Gateway names the route it matched.
+    key: String,
     segments: Vec<Segment>,
     handler: Handler,
 }
@@ -64,6 +66,7 @@ impl Router {
                     .collect();
                 Ok(BoundRoute {
                     method: route.method.clone(),
+                    key: format!("{} {}", route.method, route.path),
                     segments,
                     handler,
                 })
@@ -82,7 +85,7 @@ impl Router {
     }
 
     /// The endpoint for a method and path, with the path parameters it binds.
-    fn find(&self, method: &str, path: &str) -> Option<(Handler, HashMap<String, String>)> {
+    fn find(&self, method: &str, path: &str) -> Option<(Handler, HashMap<String, String>, String)> {
         let parts: Vec<&str> = split(path).collect();
         self.routes.iter().find_map(|route| {
             if route.method != method || route.segments.len() != parts.len() {
@@ -102,7 +105,7 @@ impl Router {
                     }
                 }
             }
-            Some((route.handler, parameters))
+            Some((route.handler, parameters, route.key.clone()))
         })
     }
 }
@@ -154,13 +157,20 @@ async fn handle(
                 .collect()
         })
         .unwrap_or_default();
-    let Some((handler, path_parameters)) = router.find(&method, &path) else {
+    let Some((handler, path_parameters, route_key)) = router.find(&method, &path) else {
         return error(404, "NOT_FOUND", "no such route");
     };
     let (parts, body) = request.into_parts();
     let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => return error(400, "VALIDATION_FAILED", "the body is too large"),
+        Err(_) => {
+            return error_with(
+                400,
+                "VALIDATION_FAILED",
+                "body: must be at most 1 MiB",
+                json!({"field": "body", "reason": "must be at most 1 MiB"}),
+            )
+        }
     };
     let body = if bytes.is_empty() {
         Body::Empty
@@ -170,19 +180,18 @@ async fn handle(
             Err(raw) => Body::Binary(raw.into_bytes()),
         }
     };
+    // What API Gateway tells a function about the request: the route it matched and an id.
+    let mut context =
+        lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
+    context.route_key = Some(route_key);
+    context.request_id = Some(uuid::Uuid::new_v4().to_string());
     let lambda_request = lambda_http::http::Request::from_parts(parts, body)
         .with_path_parameters(path_parameters)
-        .with_query_string_parameters(query);
+        .with_query_string_parameters(query)
+        .with_request_context(lambda_http::request::RequestContext::ApiGatewayV2(context));
 
-    let started = std::time::Instant::now();
+    // `respond` writes the request's log line, as it does in the Lambda.
     let response = functions::respond(services, handler, lambda_request).await;
-    tracing::info!(
-        method,
-        path,
-        status = response.status().as_u16(),
-        millis = started.elapsed().as_millis() as u64,
-        "request"
-    );
     let (parts, body) = response.into_parts();
     let bytes = match body {
         Body::Empty => Bytes::new(),
@@ -194,7 +203,16 @@ async fn handle(
 }
 
 fn error(status: u16, code: &str, message: &str) -> hyper::Response<Full<Bytes>> {
-    let body = json!({"error": {"code": code, "message": message, "details": {}}}).to_string();
+    error_with(status, code, message, json!({}))
+}
+
+fn error_with(
+    status: u16,
+    code: &str,
+    message: &str,
+    details: serde_json::Value,
+) -> hyper::Response<Full<Bytes>> {
+    let body = json!({"error": {"code": code, "message": message, "details": details}}).to_string();
     hyper::Response::builder()
         .status(status)
         .header("content-type", "application/json")
@@ -221,8 +239,10 @@ mod tests {
             route("GET", "/concerts/{concert_id}", "get-concert"),
         ])
         .unwrap();
-        let (_, params) = router.find("GET", "/concerts/abc%20d").unwrap();
+        let (_, params, key) = router.find("GET", "/concerts/abc%20d").unwrap();
         assert_eq!(params["concert_id"], "abc d");
+        // Named as API Gateway names the route it matched.
+        assert_eq!(key, "GET /concerts/{concert_id}");
         assert!(router.find("GET", "/concerts").unwrap().1.is_empty());
         assert!(router.find("POST", "/concerts").is_none());
         assert!(router.find("GET", "/concerts/a/b").is_none());
