@@ -1,7 +1,8 @@
 //! The practice site in a real browser: Debian's headless chromium, driven through
 //! chromedriver, against the local stack (scheduler on, two shoppers at a time). One fan
-//! imports a sale page served on this machine, waits for its open time, queues, holds and pays;
-//! a second fan loses a seat race and is told so; a third waits in line until the first has
+//! imports a sale page served on this machine and waits for its open time; a second fan picks
+//! it from the list; both queue and press "hold" on seat 1 together: one wins and pays, the
+//! other is told the seat went to someone else; a third waits in line until the winner has
 //! paid. Screenshots of each step go to `target/screenshots/`.
 
 use chrono::{Duration, Utc};
@@ -70,6 +71,27 @@ async fn queue_to_seats(browser: &Browser) {
     browser
         .wait_for(".seat[data-status='AVAILABLE']", |_| true, "a seat map")
         .await;
+}
+
+/// Waits until one of two browsers that pressed "hold" together holds the seat (on the payment
+/// screen) and the other shows the contract's `SEAT_UNAVAILABLE`: (winner, loser).
+async fn race_outcome<'a>(a: &'a Browser, b: &'a Browser) -> (&'a Browser, &'a Browser) {
+    let screen = "return document.body.dataset.screen";
+    for _ in 0..150 {
+        let a_won = a.script(screen).await == "pay";
+        let b_won = b.script(screen).await == "pay";
+        let a_lost = a.text_of("#error").await.contains("SEAT_UNAVAILABLE");
+        let b_lost = b.text_of("#error").await.contains("SEAT_UNAVAILABLE");
+        assert!(!(a_won && b_won), "both held seat 1");
+        if a_won && b_lost {
+            return (a, b);
+        }
+        if b_won && a_lost {
+            return (b, a);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the race for seat 1 did not end with one winner and one clear refusal");
 }
 
 async fn choose_seat(browser: &Browser, seat_no: u32) {
@@ -159,67 +181,69 @@ async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
         .await;
     late.screenshot(&shot("03-waiting-room")).await;
 
-    // Both want seat 1; the fan holds it first.
+    // Both want seat 1 and press "hold" at the same moment: one wins the race at the server,
+    // the other is told the seat went to someone else.
     choose_seat(&fan, 1).await;
     choose_seat(&rival, 1).await;
-    fan.find("#hold-button").await.click().await;
-    on_screen(&fan, "pay").await;
-    fan.wait_for(
-        "#hold-timer",
-        |text| !text.trim().is_empty(),
-        "a running timer",
-    )
-    .await;
-    fan.screenshot(&shot("05-hold")).await;
-
-    rival.find("#hold-button").await.click().await;
-    let error = rival
+    let fan_hold = fan.find("#hold-button").await;
+    let rival_hold = rival.find("#hold-button").await;
+    fan_hold.click().await;
+    rival_hold.click().await;
+    let (winner, loser) = race_outcome(&fan, &rival).await;
+    winner
         .wait_for(
-            "#error",
-            |text| text.contains("SEAT_UNAVAILABLE"),
-            "the lost race",
+            "#hold-timer",
+            |text| !text.trim().is_empty(),
+            "a running timer",
         )
-        .await
-        .text()
         .await;
-    assert!(error.to_lowercase().contains("seat"), "{error}");
-    rival
+    winner.screenshot(&shot("05-hold")).await;
+    let error = loser.text_of("#error").await;
+    assert!(error.contains("SEAT_UNAVAILABLE"), "{error}");
+    loser
         .wait_for(
             ".seat[data-seat-no='1'][data-status='HELD']",
             |_| true,
             "seat 1 shown held",
         )
         .await;
-    rival.screenshot(&shot("06-lost-race")).await;
+    loser.screenshot(&shot("06-lost-race")).await;
 
-    // The fan charges the practice balance and pays.
-    fan.find("#charge-amount").await.type_text("200000").await;
-    fan.find("#charge-button").await.click().await;
-    fan.wait_for("#balance", |text| text.contains("200"), "the new balance")
+    // The winner charges the practice balance and pays.
+    winner
+        .find("#charge-amount")
+        .await
+        .type_text("200000")
         .await;
-    fan.find("#pay-button").await.click().await;
-    on_screen(&fan, "done").await;
-    fan.wait_for(
-        "#reservation-result",
-        |text| text.contains("CONFIRMED"),
-        "confirmed",
-    )
-    .await;
-    fan.wait_for(
-        ".my-reservation[data-status='CONFIRMED']",
-        |_| true,
-        "listed",
-    )
-    .await;
-    let timing = fan.find("#timing-table").await.text().await;
+    winner.find("#charge-button").await.click().await;
+    winner
+        .wait_for("#balance", |text| text.contains("200"), "the new balance")
+        .await;
+    winner.find("#pay-button").await.click().await;
+    on_screen(winner, "done").await;
+    winner
+        .wait_for(
+            "#reservation-result",
+            |text| text.contains("CONFIRMED"),
+            "confirmed",
+        )
+        .await;
+    winner
+        .wait_for(
+            ".my-reservation[data-status='CONFIRMED']",
+            |_| true,
+            "listed",
+        )
+        .await;
+    let timing = winner.find("#timing-table").await.text().await;
     assert!(!timing.trim().is_empty(), "the step timings are shown");
-    fan.screenshot(&shot("07-paid")).await;
+    winner.screenshot(&shot("07-paid")).await;
 
-    // Paying ended the fan's queue token, which freed a slot: the late fan is let in.
+    // Paying ended the winner's queue token, which freed a slot: the late fan is let in.
     on_screen(&late, "dates").await;
 
-    // The rival sees the seat booked.
-    rival
+    // The loser sees the seat booked.
+    loser
         .wait_for(
             ".seat[data-seat-no='1'][data-status='BOOKED']",
             |_| true,
@@ -229,12 +253,12 @@ async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
 
     // The booking-page layouts the importer picks by the page's host, on the same seat map.
     for layout in ["interpark", "yes24", "melon", "ticketlink"] {
-        rival
+        loser
             .script(&format!(
                 "document.body.className = 'layout-{layout}'; window.scrollTo(0, 0);"
             ))
             .await;
-        rival
+        loser
             .screenshot(&shot(&format!("08-layout-{layout}")))
             .await;
     }
