@@ -187,8 +187,19 @@ stop_localstack() {
     rm -f "$pidfile"
 }
 
+tests_pid=""
 on_exit() {
     local rc=$?
+    # Tests still running (the script was interrupted): end the cargo pipeline we started.
+    if [[ -n $tests_pid ]] && kill -0 "$tests_pid" 2>/dev/null; then
+        local child
+        # cargo and tee, and under cargo the running test binary (cargo does not pass it on).
+        for child in $(pgrep -P "$tests_pid" 2>/dev/null || true); do
+            pkill -TERM -P "$child" 2>/dev/null || true
+            kill -TERM "$child" 2>/dev/null || true
+        done
+        kill -TERM "$tests_pid" 2>/dev/null || true
+    fi
     stop_localstack
     if [[ ${LOCALSTACK_KEEP_STATE:-0} == 1 ]]; then
         say "state kept in $state"
@@ -215,6 +226,9 @@ mkdir -p "$fsroot/usr/lib"
 ln -s "$LS_LIB" "$fsroot/usr/lib/localstack"
 
 # Settings:
+#   OVERRIDE_IN_DOCKER=0                    host mode even inside a container: without it LocalStack
+#                                           sees /.dockerenv etc., ignores FILESYSTEM_ROOT and looks
+#                                           for its libraries in /usr/lib/localstack
 #   SKIP_SSL_CERT_DOWNLOAD, DISABLE_EVENTS  nothing is fetched from or sent to the internet
 #   DNS_ADDRESS=0                           no DNS server (it would want port 53)
 #   SERVICES, EAGER_SERVICE_LOADING         only the four services, started before "ready"
@@ -227,6 +241,7 @@ start_t=$SECONDS
     cd "$state"
     # shellcheck disable=SC2016 # $$, $0 and $@ are for the inner sh
     exec env \
+        OVERRIDE_IN_DOCKER=0 \
         FILESYSTEM_ROOT="$fsroot" \
         GATEWAY_LISTEN="$HOST:$port" \
         LOCALSTACK_HOST="$HOST:$port" \
@@ -250,10 +265,16 @@ pid="$(tr -dc '0-9' <"$pidfile" 2>/dev/null || true)"
 $(tail -n 30 "$state/localstack.log")"
 
 # health_ok: /_localstack/health lists every service of $LOCALSTACK_SERVICES as
-# "available" or "running".
+# "available" or "running", and DynamoDB answers a ListTables (the health endpoint says
+# "running" even when LocalStack could not start DynamoDB Local behind it).
 health_ok() {
     local body
     body="$(curl -fsS --max-time 5 "http://$HOST:$port/_localstack/health" 2>/dev/null)" || return 1
+    curl -fsS --max-time 30 -X POST "http://$HOST:$port/" \
+        -H "Content-Type: application/x-amz-json-1.0" \
+        -H "X-Amz-Target: DynamoDB_20120810.ListTables" \
+        -H "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0" \
+        -d '{}' 2>/dev/null | grep -q TableNames || return 1
     "$LS_VENV/bin/python" -c '
 import json, sys
 services = json.loads(sys.argv[1]).get("services", {})
@@ -291,7 +312,12 @@ ensure_browser
 log="$state/cargo-test.log"
 status=0
 test_start=$SECONDS
-cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
+# In the background with `wait`, so that a SIGTERM/SIGINT to this script runs its traps at
+# once (bash defers traps until a foreground command ends) and on_exit can end the tests.
+(cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log") &
+tests_pid=$!
+wait "$tests_pid" || status=$?
+tests_pid=""
 if [[ ${LOCALSTACK_KEEP_STATE:-0} != 1 ]]; then
     cp "$log" "$LS_DIR/last-cargo-test.log" 2>/dev/null || true
     cp "$state/localstack.log" "$LS_DIR/last-localstack.log" 2>/dev/null || true
