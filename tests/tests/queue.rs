@@ -466,21 +466,35 @@ async fn the_cap_should_hold_exactly_while_admitters_leavers_and_payers_race() {
     assert!(ended.iter().all(|status| status == "EXPIRED"), "{ended:?}");
 }
 
-#[tokio::test]
-async fn one_step_should_admit_a_long_line_into_free_slots() {
-    // A step goes on through rounds and writes while slots and entrants remain. (The local
-    // emulator hands the admitter ten entrants of a concert at a time, so writes here stay
-    // under the 49-entrant limit of one transaction; the unit tests of `next_write` cover
-    // writes beyond it.)
-    let api = TestApi::start_with(|config| config.queue_max_active = 120).await;
+/// A step goes on through rounds and writes while slots and entrants remain: 110 in line over
+/// `shards` entry shards, 120 free slots, all admitted by one step. (The local emulator hands
+/// the admitter ten entrants of a message group at a time; the unit tests of `next_write` cover
+/// writes beyond the per-transaction limit.)
+async fn one_step_admits_a_long_line(shards: u32) {
+    let api = TestApi::start_with(|config| {
+        config.queue_max_active = 120;
+        config.queue_entry_shards = shards;
+    })
+    .await;
     let admin = api.admin().await;
     let concert_id = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
     let line = line_up(&api, &concert_id, 110).await;
 
-    assert_eq!(api.admit().await.admitted, 110);
+    let report = api.admit().await;
+    assert_eq!(report.admitted, 110, "{report:?}");
     assert!(statuses(&api, &line).await.iter().all(|s| s == "ACTIVE"));
     let concert = shared::ids::parse_id(&concert_id).unwrap();
     assert_eq!(api.stack.services.active_count(concert).await.unwrap(), 110);
+}
+
+#[tokio::test]
+async fn one_step_should_admit_a_long_line_into_free_slots() {
+    one_step_admits_a_long_line(1).await;
+}
+
+#[tokio::test]
+async fn one_step_should_admit_a_long_line_spread_over_shards() {
+    one_step_admits_a_long_line(8).await;
 }
 
 #[tokio::test]
@@ -508,20 +522,4 @@ async fn the_entry_queue_should_be_fifo_in_high_throughput_mode() {
         attributes[&QueueAttributeName::DeduplicationScope],
         "messageGroup"
     );
-}
-
-#[tokio::test]
-async fn one_step_should_admit_a_long_line_spread_over_shards() {
-    let api = TestApi::start_with(|config| {
-        config.queue_max_active = 120;
-        config.queue_entry_shards = 8;
-    })
-    .await;
-    let admin = api.admin().await;
-    let concert_id = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
-    let line = line_up(&api, &concert_id, 110).await;
-
-    let report = api.admit().await;
-    assert_eq!(report.admitted, 110, "{report:?}");
-    assert!(statuses(&api, &line).await.iter().all(|s| s == "ACTIVE"));
 }

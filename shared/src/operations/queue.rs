@@ -147,15 +147,20 @@ impl Services {
             // The same user entered at the same moment and won; give them that place. The
             // number taken here stays unused, which only makes positions behind it one too
             // pessimistic until the admitter passes it.
-            let (existing, _) = self
+            let (existing, progress) = self
                 .store
                 .queue_state(concert_id, principal.user_id, shard)
                 .await?;
             let token = existing.ok_or_else(|| DomainError::internal("queue token vanished"))?;
-            let (_, progress) = self
-                .store
-                .queue_state(concert_id, principal.user_id, token.shard)
-                .await?;
+            // The winner's shard may be another one: its progress gives the position.
+            let progress = if token.shard == shard {
+                progress
+            } else {
+                self.store
+                    .queue_state(concert_id, principal.user_id, token.shard)
+                    .await?
+                    .1
+            };
             return self.place(token, &progress, now, false);
         }
         if early {

@@ -1,5 +1,6 @@
 //! Imported pages: one concert per normalised page address, and the user's last entered URL.
 
+use super::holds::millis;
 use super::{applied, from_item, keys, s, sdk_error, to_item, Item, Store};
 use crate::catalog::{Concert, Schedule, Seat};
 use crate::error::{DomainError, Result};
@@ -175,8 +176,4 @@ impl Store {
             Err(DomainError::NotFound("user"))
         }
     }
-}
-
-fn millis(at: DateTime<Utc>) -> AttributeValue {
-    AttributeValue::N(at.timestamp_millis().to_string())
 }

@@ -3,6 +3,7 @@
 
 use super::catalog::{ConcertItem, ScheduleItem};
 use super::holds::cancellation_reasons;
+use super::holds::millis;
 use super::{
     applied, from_item, keys, s, sdk_error, sort_key, to_item, Item, Role, Store, Transaction,
 };
@@ -49,10 +50,6 @@ pub(crate) struct ProgressItem {
     pre_cursor: Option<u64>,
     #[serde(default)]
     pre_done: bool,
-}
-
-fn millis(at: DateTime<Utc>) -> AttributeValue {
-    AttributeValue::N(at.timestamp_millis().to_string())
 }
 
 fn from_millis(ms: i64) -> DateTime<Utc> {
