@@ -11,7 +11,11 @@
 #                                                      the on-sale run: outcomes, double bookings,
 #                                                      5xx, latency, money check, partition heat,
 #                                                      CPU split
-#   infra/perf.sh all                                  the three, in that order
+#   infra/perf.sh lambda-builds [--profiles release,fat]
+#                                                      every function built for arm64 with
+#                                                      cargo-lambda, each profile from scratch
+#                                                      (as on a clean clone): time and sizes
+#   infra/perf.sh all                                  the first three, in that order
 #
 # The on-sale run serves the API with the local stack (release build) behind which a meter
 # (`perf meter`) counts every AWS request on its way to the emulators. Its settings can be
@@ -119,19 +123,67 @@ onsale() {
     cleanup
 }
 
+lambda_builds() {
+    local profiles="release,fat"
+    if [[ ${1:-} == --profiles ]]; then profiles="${2:?--profiles needs a list}"; fi
+    # shellcheck source=infra/tools.sh
+    source infra/tools.sh # the pinned cargo-lambda and Zig versions, named in the report
+    say "building the report writer"
+    cargo build --release --quiet -p perf
+    local report profile dir start took intro="" header="| function |" rule="|---|"
+    report="$(mktemp -d "${TMPDIR:-/tmp}/ticketing-lambda-builds.XXXXXX")"
+    for profile in ${profiles//,/ }; do
+        # A target folder of its own, emptied first: the dependencies are compiled too, as CI
+        # does on a clean clone.
+        dir="$target/perf-lambda-$profile"
+        rm -rf "$dir"
+        say "building every function for arm64 from scratch, $profile profile"
+        start=$SECONDS
+        CARGO_TARGET_DIR="$dir" infra/lambda-build.sh --profile "$profile" >"$report/$profile.md"
+        took=$((SECONDS - start))
+        intro+="${intro:+; }\`$profile\` $((took / 60)) min $((took % 60)) s"
+        header+=" $profile | gzipped |"
+        rule+="---:|---:|"
+        # Keep the rows only: "name<TAB>size<TAB>gzipped".
+        awk -F' [|] ' '/^[|] `/ { sub(/^[|] /, ""); sub(/ [|]$/, "", $3); print $1 "\t" $2 "\t" $3 }' \
+            "$report/$profile.md" >"$report/$profile.rows"
+        rm -rf "$dir"
+    done
+    {
+        echo "Every function built for arm64 by \`infra/lambda-build.sh\` (cargo-lambda $CARGO_LAMBDA_VERSION, Zig $ZIGLANG_VERSION), each profile from scratch in an empty target folder, dependencies included: $intro."
+        echo
+        echo "$header"
+        echo "$rule"
+        # One row per function, the profiles side by side (every file lists them in one order).
+        local first=1 rows="" file
+        for profile in ${profiles//,/ }; do
+            file="$report/$profile.rows"
+            if [[ $first == 1 ]]; then
+                rows="$(cat "$file")"
+                first=0
+            else
+                rows="$(paste <(echo "$rows") <(cut -f2,3 "$file"))"
+            fi
+        done
+        echo "$rows" | awk -F'\t' '{ line = "| " $1; for (i = 2; i <= NF; i++) line = line " | " $i; print line " |" }'
+    } | "$target/release/perf" section lambda-builds "${write[@]}"
+    rm -rf "$report"
+}
+
 command="${1:-}"
 [[ $# -gt 0 ]] && shift
 case $command in
 cold-start) cold_start "$@" ;;
 calls) calls "$@" ;;
 onsale) onsale "$@" ;;
+lambda-builds) lambda_builds "$@" ;;
 all)
     cold_start
     calls
     onsale "$@"
     ;;
 *)
-    sed -n '3,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '3,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

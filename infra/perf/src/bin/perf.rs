@@ -6,6 +6,9 @@
 //! perf cold-start --bin-dir DIR [--runs N] [--only a,b] [--write FILE]
 //!                                                   init, first invocation, peak RSS per binary
 //! perf meter      [--port N]                        a counting proxy for another process
+//! perf section    NAME [--write FILE]               standard input, after the provenance
+//!                                                   line, as section NAME (for instruments
+//!                                                   written in shell: the Lambda builds)
 //! ```
 
 use perf::{calls, cold_start, meter, report};
@@ -18,7 +21,9 @@ type Result<T> = std::result::Result<T, String>;
 async fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {
-        return fail("usage: perf calls|cold-start|meter [options] (see infra/perf.sh)".into());
+        return fail(
+            "usage: perf calls|cold-start|meter|section [options] (see infra/perf.sh)".into(),
+        );
     }
     let command = args.remove(0);
     let outcome = match command.as_str() {
@@ -31,6 +36,7 @@ async fn main() {
             .await
         }
         "meter" => run_meter(&Flags::parse(&args, &["--port"])).await,
+        "section" => section_from_stdin(&args),
         _ => Err(format!("unknown command {command}")),
     };
     if let Err(err) = outcome {
@@ -67,6 +73,15 @@ impl Flags {
             .find(|(flag, _)| flag == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+fn section_from_stdin(args: &[String]) -> Result<()> {
+    let (name, rest) = args.split_first().ok_or("section needs a NAME")?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| e.to_string())?;
+    let body = format!("{} {text}", report::provenance());
+    print!("{body}");
+    write(&Flags::parse(rest, &["--write"]), name, &body)
 }
 
 fn write(flags: &Flags, section: &str, body: &str) -> Result<()> {
