@@ -104,6 +104,19 @@ _tools_venv_ready() {
     _tools_stamp_ok "$1/.installed" "$2" && "$1/bin/python" -c '' 2>/dev/null
 }
 
+# _tools_pip_venv DIR REQUIREMENT...: DIR holds exactly these pinned requirements, for the
+# python3 on PATH; installed anew when its stamp (the requirements and the Python version)
+# differs.
+_tools_pip_venv() {
+    local venv=$1 py stamp
+    shift
+    py="$(_tools_python_version)" || return 1
+    stamp="$* python$py"
+    _tools_venv_ready "$venv" "$stamp" && return 0
+    _tools_say "installing $* into ${venv#"$TOOLS_REPO_ROOT"/}"
+    _tools_make_venv "$venv" "$stamp" "$@"
+}
+
 # --- moto ---------------------------------------------------------------------
 
 # ensure_moto: .local/moto-venv with moto[server] (SQS, EventBridge, Secrets Manager;
@@ -114,13 +127,7 @@ ensure_moto() {
 }
 
 _ensure_moto_unlocked() {
-    local py stamp
-    py="$(_tools_python_version)" || return 1
-    stamp="moto[server]==$MOTO_VERSION werkzeug==$WERKZEUG_VERSION python$py"
-    _tools_venv_ready "$MOTO_VENV" "$stamp" && return 0
-    _tools_say "installing moto[server]==$MOTO_VERSION into .local/moto-venv"
-    _tools_make_venv "$MOTO_VENV" "$stamp" \
-        "moto[server]==$MOTO_VERSION" "werkzeug==$WERKZEUG_VERSION"
+    _tools_pip_venv "$MOTO_VENV" "moto[server]==$MOTO_VERSION" "werkzeug==$WERKZEUG_VERSION"
 }
 
 # --- DynamoDB Local -------------------------------------------------------------
@@ -236,13 +243,7 @@ ensure_lint_tools() {
 }
 
 _ensure_lint_tools_unlocked() {
-    local py stamp
-    py="$(_tools_python_version)" || return 1
-    stamp="aws-sam-cli==$SAM_CLI_VERSION cfn-lint==$CFN_LINT_VERSION python$py"
-    _tools_venv_ready "$LINT_VENV" "$stamp" && return 0
-    _tools_say "installing aws-sam-cli==$SAM_CLI_VERSION and cfn-lint==$CFN_LINT_VERSION into .local/lint-venv"
-    _tools_make_venv "$LINT_VENV" "$stamp" \
-        "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+    _tools_pip_venv "$LINT_VENV" "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION"
 }
 
 # ensure_schemathesis: .local/schemathesis-venv with schemathesis, for infra/api-check.sh.
@@ -251,12 +252,7 @@ ensure_schemathesis() {
 }
 
 _ensure_schemathesis_unlocked() {
-    local py stamp
-    py="$(_tools_python_version)" || return 1
-    stamp="schemathesis==$SCHEMATHESIS_VERSION python$py"
-    _tools_venv_ready "$SCHEMATHESIS_VENV" "$stamp" && return 0
-    _tools_say "installing schemathesis==$SCHEMATHESIS_VERSION into .local/schemathesis-venv"
-    _tools_make_venv "$SCHEMATHESIS_VENV" "$stamp" "schemathesis==$SCHEMATHESIS_VERSION"
+    _tools_pip_venv "$SCHEMATHESIS_VENV" "schemathesis==$SCHEMATHESIS_VERSION"
 }
 
 # ensure_cargo_lambda: .local/lambda-venv with cargo-lambda and the Zig it links with (both
@@ -272,18 +268,12 @@ ensure_cargo_lambda() {
 }
 
 _ensure_cargo_lambda_unlocked() {
-    local py stamp
     if ! rustup target list --installed 2>/dev/null | grep -qx "$LAMBDA_RUST_TARGET"; then
         _tools_say "adding the Rust target $LAMBDA_RUST_TARGET (rustup)"
         rustup target add "$LAMBDA_RUST_TARGET" >/dev/null ||
             _tools_die "rustup target add $LAMBDA_RUST_TARGET failed" || return 1
     fi
-    py="$(_tools_python_version)" || return 1
-    stamp="cargo-lambda==$CARGO_LAMBDA_VERSION ziglang==$ZIGLANG_VERSION python$py"
-    _tools_venv_ready "$LAMBDA_VENV" "$stamp" && return 0
-    _tools_say "installing cargo-lambda==$CARGO_LAMBDA_VERSION and ziglang==$ZIGLANG_VERSION into .local/lambda-venv"
-    _tools_make_venv "$LAMBDA_VENV" "$stamp" \
-        "cargo-lambda==$CARGO_LAMBDA_VERSION" "ziglang==$ZIGLANG_VERSION"
+    _tools_pip_venv "$LAMBDA_VENV" "cargo-lambda==$CARGO_LAMBDA_VERSION" "ziglang==$ZIGLANG_VERSION"
 }
 
 # ensure_browser: Debian's chromium and chromium-driver, for the browser test (tests/tests/
