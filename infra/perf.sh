@@ -11,6 +11,12 @@
 #                                                      the on-sale run: outcomes, double bookings,
 #                                                      5xx, latency, money check, partition heat,
 #                                                      CPU split
+#   infra/perf.sh chaos [--fans 500] [--seats 200] [--rate 0.15] [--seed 1] [--kills 3]
+#                       [--runs throttle,lost,latency,stall,duplicate,all,kill]
+#                                                      the on-sale under each kind of fault, all
+#                                                      together, and with the service killed:
+#                                                      every answer, position and invariant
+#                                                      checked (docs/RELIABILITY.md)
 #   infra/perf.sh lambda-builds [--profiles release,fat]
 #                                                      every function built for arm64 with
 #                                                      cargo-lambda, each profile from scratch
@@ -43,6 +49,10 @@ state=""
 pids=()
 cleanup() {
     local pid
+    if [[ -n $state && -f $state/stack.pid ]]; then
+        touch "$state/stop-stack"
+        kill "$(cat "$state/stack.pid")" 2>/dev/null || true
+    fi
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     pids=()
@@ -81,46 +91,129 @@ calls() {
     cleanup
 }
 
-onsale() {
-    say "building the local stack, the meter and the load tool (release profile)"
-    cargo build --release --quiet -p local-stack
-    cargo build --release --quiet -p perf -p load
-    emulators
-    local meter_port api_port
-    meter_port="$(free_port)"
+# Starts the local stack (release build) on a free port behind the meter, restarting it
+# whenever it dies until "$state/stop-stack" exists; its pid is kept in "$state/stack.pid".
+# Sets api_port.
+start_stack() {
     api_port="$(free_port)"
-    "$target/release/perf" meter --port "$meter_port" >"$state/meter.log" 2>&1 &
-    pids+=($!)
-    local meter_pid=$!
-    # Seen by the stack and by the load tool, which names them in its report.
-    export HOLD_TTL_SECONDS="${HOLD_TTL_SECONDS:-15}"
-    export QUEUE_ENTRY_SHARDS="${QUEUE_ENTRY_SHARDS:-8}"
+    rm -f "$state/stop-stack"
     (
         export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$meter_port"
         export AWS_ENDPOINT_URL="http://127.0.0.1:$meter_port"
         export PORT="$api_port" SEED_DEMO=0 RUST_LOG="${RUST_LOG:-warn}"
-        JWT_SECRET="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
-        export JWT_SECRET
-        exec "$target/release/local-stack"
-    ) >"$state/local-stack.log" 2>&1 &
-    pids+=($!)
-    local stack_pid=$!
+        while [[ ! -f $state/stop-stack ]]; do
+            "$target/release/local-stack" >>"$state/local-stack.log" 2>&1 &
+            echo $! >"$state/stack.pid"
+            wait $! || true
+        done
+    ) &
+    stack_loop=$!
+    pids+=("$stack_loop")
     local i
     for ((i = 0; i < 300; i++)); do
-        if curl -fsS "http://127.0.0.1:$api_port/health" >/dev/null 2>&1; then break; fi
-        if ! kill -0 "$stack_pid" 2>/dev/null; then
+        if curl -fsS "http://127.0.0.1:$api_port/health" >/dev/null 2>&1; then return 0; fi
+        if ! kill -0 "$stack_loop" 2>/dev/null; then
             cat "$state/local-stack.log" >&2
             say "the local stack exited"
             exit 1
         fi
         sleep 0.2
     done
+    say "the local stack did not answer /health"
+    exit 1
+}
+
+stop_stack() {
+    touch "$state/stop-stack"
+    kill "$(cat "$state/stack.pid")" 2>/dev/null || true
+    wait "$stack_loop" 2>/dev/null || true
+}
+
+# The emulators, the meter in front of them, and the service's shared settings.
+onsale_setup() {
+    say "building the local stack, the meter and the load tool (release profile)"
+    cargo build --release --quiet -p local-stack
+    cargo build --release --quiet -p perf -p load
+    emulators
+    meter_port="$(free_port)"
+    "$target/release/perf" meter --port "$meter_port" >"$state/meter.log" 2>&1 &
+    pids+=($!)
+    meter_pid=$!
+    # Seen by the stack and by the load tool, which names them in its report.
+    export HOLD_TTL_SECONDS="${HOLD_TTL_SECONDS:-15}"
+    export QUEUE_ENTRY_SHARDS="${QUEUE_ENTRY_SHARDS:-8}"
+    JWT_SECRET="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+    export JWT_SECRET
+}
+
+onsale() {
+    onsale_setup
+    start_stack
     say "API on http://127.0.0.1:$api_port, meter on http://127.0.0.1:$meter_port"
     "$target/release/load" --url "http://127.0.0.1:$api_port" \
         --meter "http://127.0.0.1:$meter_port" \
-        --cpu "local stack (our handlers)=$stack_pid,DynamoDB Local=$(cat "$state/dynamodb.pid"),moto (SQS and EventBridge)=$(cat "$state/moto.pid"),meter=$meter_pid" \
+        --cpu "local stack (our handlers)=$(cat "$state/stack.pid"),DynamoDB Local=$(cat "$state/dynamodb.pid"),moto (SQS and EventBridge)=$(cat "$state/moto.pid"),meter=$meter_pid" \
         "${write[@]}" "$@"
+    stop_stack
     cleanup
+}
+
+# The on-sale under faults, once per fault kind, once with all of them together and once with
+# the service killed mid-run; each run on a table of its own, written to docs/RELIABILITY.md.
+chaos() {
+    local fans=500 seats=200 seed=1 rate=0.15 runs="throttle lost latency stall duplicate all kill" kills=3
+    local extra=()
+    while [[ $# -gt 0 ]]; do
+        case $1 in
+        --fans) fans=$2 ;;
+        --seats) seats=$2 ;;
+        --seed) seed=$2 ;;
+        --rate) rate=$2 ;;
+        --runs) runs=${2//,/ } ;;
+        --kills) kills=$2 ;;
+        *) extra+=("$1" "$2") ;;
+        esac
+        shift 2
+    done
+    onsale_setup
+    local reliability="$root/docs/RELIABILITY.md" run spec failed=()
+    local chaos_write=()
+    if [[ ${PERF_WRITE:-1} != 0 ]]; then chaos_write=(--write "$reliability"); fi
+    for run in $runs; do
+        local kill_flags=()
+        case $run in
+        throttle | lost | latency | duplicate) spec="$run=$rate" ;;
+        # A stall holds a request longer than a function's timeout: rarer, or the run is
+        # mostly waiting.
+        stall) spec="stall=$(python3 -c "print($rate / 3)")" ;;
+        all) spec="throttle=$rate,lost=$rate,latency=$rate,stall=$(python3 -c "print($rate / 3)"),duplicate=$rate" ;;
+        kill)
+            spec=""
+            kill_flags=(--kills "$kills" --kill-pid-file "$state/stack.pid")
+            ;;
+        *)
+            say "unknown run $run (throttle lost latency stall duplicate all kill)"
+            exit 2
+            ;;
+        esac
+        export TABLE_NAME="chaos-$run-$RANDOM"
+        start_stack
+        say "run $run: ${spec:-no injected faults}${kill_flags[*]:+, $kills kills}"
+        local faults=()
+        if [[ -n $spec ]]; then faults=(--faults "$spec" --seed "$seed"); fi
+        if ! "$target/release/load" --url "http://127.0.0.1:$api_port" \
+            --meter "http://127.0.0.1:$meter_port" --fans "$fans" --seats "$seats" \
+            "${faults[@]}" "${kill_flags[@]}" --section "chaos-$run" "${chaos_write[@]}" \
+            "${extra[@]}"; then
+            failed+=("$run")
+        fi
+        stop_stack
+    done
+    cleanup
+    if [[ ${#failed[@]} -gt 0 ]]; then
+        say "broken under: ${failed[*]}"
+        exit 1
+    fi
 }
 
 lambda_builds() {
@@ -176,6 +269,7 @@ case $command in
 cold-start) cold_start "$@" ;;
 calls) calls "$@" ;;
 onsale) onsale "$@" ;;
+chaos) chaos "$@" ;;
 lambda-builds) lambda_builds "$@" ;;
 all)
     cold_start
@@ -183,7 +277,7 @@ all)
     onsale "$@"
     ;;
 *)
-    sed -n '3,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '3,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -1,9 +1,11 @@
-//! `load`: an on-sale in miniature against a running ticketing API.
+//! `load`: an on-sale in miniature against a running ticketing API, healthy or under faults.
 //!
 //! ```text
 //! cargo run --release -p load -- [--url http://127.0.0.1:3000] [--fans 500] [--seats 200]
 //!     [--dates 1] [--admin admin] [--password password123] [--seconds 300]
-//!     [--meter http://127.0.0.1:PORT] [--cpu name=pid,name=pid] [--write docs/PERFORMANCE.md]
+//!     [--meter http://127.0.0.1:PORT] [--cpu name=pid,name=pid]
+//!     [--faults SPEC] [--seed N] [--kills N --kill-pid-file FILE]
+//!     [--write FILE] [--section NAME]
 //! ```
 //!
 //! An admin creates a concert with `--seats` seats on each of `--dates` dates; `--fans` users
@@ -12,27 +14,43 @@
 //! seats side by side (half of them aim at the front rows, so many want the same seats; up to
 //! three tries on conflicts). What each fan then does is fixed by their number: most charge
 //! their balance and pay, some pay and cancel for a refund, some release the hold, some walk
-//! away and let it expire, some pay without enough balance and are declined.
+//! away and let it expire, some pay without enough balance and are declined. Every request is
+//! retried as the contract allows a client to (a 503 after its `Retry-After`, a lost answer at
+//! once, with the same `Idempotency-Key`), and every attempt is kept.
 //!
-//! It prints progress while it runs and then reports: seats sold, double bookings (a seat in
-//! two confirmed reservations: must be 0), 5xx answers (must be 0), conflicts, latency
-//! percentiles per endpoint, and the money check (every fan's balance equals their ledger, and
-//! the ledger chains without a gap). With `--meter` (a `perf meter` in front of the emulators)
-//! it adds the partition-heat tables; with `--cpu` the CPU time of the named processes per
-//! request. `--write` puts the report in that markdown file's `onsale` section.
+//! With `--faults` (which needs `--meter`, a `perf meter` in front of the emulators) the meter
+//! injects those faults for the whole on-sale (see `perf::faults`), and `--kills N` kills the
+//! service process named in `--kill-pid-file` N times with SIGKILL at seeded moments (whoever
+//! started it restarts it). Faults stop when every fan is done; then the line must drain and
+//! every hold end.
+//!
+//! The report: outcomes, double bookings (must be 0), 500 answers (must be 0), the money check
+//! (every fan's balance equals their ledger, chained without a gap), sales against confirmed
+//! amounts, every answer checked against the final state, the positions fans were shown
+//! against the order they were admitted in, and whether everyone finished; latency percentiles
+//! per endpoint; with `--meter` the partition heat and the faults injected; with `--cpu` the
+//! CPU time of the named processes. `--write` puts it in that markdown file's `--section`
+//! (default `onsale`).
 //!
 //! Bounded: it stops after `--seconds` whatever happens. Point it only at your own deployment.
-//! `infra/perf.sh onsale` starts everything it needs and runs it.
+//! `infra/perf.sh onsale` and `infra/perf.sh chaos` start everything they need and run it.
 
+mod checks;
+mod client;
+mod fan;
+
+use client::{Answer, Api, Call};
+use fan::{Journal, Outcome, Progress, Setting};
 use futures::stream::{self, StreamExt};
+use perf::faults::SplitMix64;
 use perf::meter::Tally;
 use perf::{cpu, report};
 use reqwest::{Client, Method};
-use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use serde_json::json;
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 struct Options {
@@ -45,7 +63,12 @@ struct Options {
     seconds: u64,
     meter: Option<String>,
     cpu: Vec<(String, u32)>,
+    faults: Option<String>,
+    seed: u64,
+    kills: u32,
+    kill_pid_file: Option<String>,
     write: Option<String>,
+    section: String,
 }
 
 fn options() -> Result<Options, String> {
@@ -59,7 +82,12 @@ fn options() -> Result<Options, String> {
         seconds: 300,
         meter: None,
         cpu: Vec::new(),
+        faults: None,
+        seed: 1,
+        kills: 0,
+        kill_pid_file: None,
         write: None,
+        section: "onsale".into(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -79,7 +107,12 @@ fn options() -> Result<Options, String> {
             "--password" => options.password = value,
             "--seconds" => options.seconds = number(&value)?,
             "--meter" => options.meter = Some(value.trim_end_matches('/').to_owned()),
+            "--faults" => options.faults = Some(value),
+            "--seed" => options.seed = number(&value)?,
+            "--kills" => options.kills = value.parse().map_err(|_| "--kills: a number")?,
+            "--kill-pid-file" => options.kill_pid_file = Some(value),
             "--write" => options.write = Some(value),
+            "--section" => options.section = value,
             "--cpu" => {
                 for pair in value.split(',') {
                     let (name, pid) = pair
@@ -92,537 +125,21 @@ fn options() -> Result<Options, String> {
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
+    if options.faults.is_some() && options.meter.is_none() {
+        return Err("--faults needs --meter: the meter injects them".into());
+    }
+    if options.kills > 0 && options.kill_pid_file.is_none() {
+        return Err("--kills needs --kill-pid-file".into());
+    }
     Ok(options)
 }
 
-/// What a fan does once a hold succeeds; fixed by the fan's number so runs are comparable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Plan {
-    /// Charge the balance, pay.
-    Pay,
-    /// Pay, then cancel the booking for a refund.
-    PayThenCancel,
-    /// Give the seats back at once.
-    Release,
-    /// Leave the line and let the hold run out.
-    Abandon,
-    /// Pay without charging enough: declined, and the hold is released.
-    Decline,
-}
-
-impl Plan {
-    fn of(fan: usize) -> Self {
-        match fan % 20 {
-            0..=10 => Plan::Pay,
-            11..=12 => Plan::PayThenCancel,
-            13..=14 => Plan::Release,
-            15..=17 => Plan::Abandon,
-            _ => Plan::Decline,
-        }
-    }
-
-    /// How many seats side by side the fan wants: 1 to 4.
-    fn seats(fan: usize) -> usize {
-        [2, 1, 2, 3, 2, 4, 1, 2, 3, 2][fan % 10]
-    }
-
-    /// Half the fans aim at the front rows, where everyone collides.
-    fn aims_at_front(fan: usize) -> bool {
-        fan.is_multiple_of(2)
-    }
-}
-
-/// Latencies per endpoint, in microseconds, and the count of 5xx answers.
-#[derive(Default)]
-struct Timings {
-    samples: Mutex<BTreeMap<&'static str, Vec<u64>>>,
-    server_errors: AtomicU64,
-    requests: AtomicU64,
-}
-
-/// Live counters for the progress line.
-#[derive(Default)]
-struct Progress {
-    entered: AtomicU64,
-    admitted: AtomicU64,
-    holds: AtomicU64,
-    conflicts: AtomicU64,
-    paid: AtomicU64,
-    done: AtomicU64,
-}
-
-struct Api {
-    http: Client,
-    url: String,
-    timings: Timings,
-    progress: Progress,
-}
-
-struct Reply {
-    status: u16,
-    body: Value,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        name: &'static str,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<Value>,
-    ) -> Result<Reply, String> {
-        let mut request = self.http.request(method, format!("{}{path}", self.url));
-        for (header, value) in headers {
-            request = request.header(*header, *value);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let started = Instant::now();
-        let response = request.send().await.map_err(|e| format!("{name}: {e}"))?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| format!("{name}: {e}"))?;
-        let elapsed = started.elapsed().as_micros() as u64;
-        self.timings.requests.fetch_add(1, Relaxed);
-        self.timings
-            .samples
-            .lock()
-            .unwrap()
-            .entry(name)
-            .or_default()
-            .push(elapsed);
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if status >= 500 {
-            self.timings.server_errors.fetch_add(1, Relaxed);
-            return Err(format!("{name}: {status} {body}"));
-        }
-        Ok(Reply { status, body })
-    }
-
-    /// Signs up (unless the name exists) and logs in; returns an access token.
-    async fn account(&self, username: &str, password: &str) -> Result<String, String> {
-        let body = json!({"username": username, "password": password, "name": username});
-        let signup = self
-            .call("POST /users", Method::POST, "/users", &[], Some(body))
-            .await?;
-        if signup.status != 201 && signup.status != 409 {
-            return Err(format!("signup {username}: {}", signup.body));
-        }
-        let body = json!({"username": username, "password": password});
-        let login = self
-            .call(
-                "POST /auth/login",
-                Method::POST,
-                "/auth/login",
-                &[],
-                Some(body),
-            )
-            .await?;
-        login.body["access_token"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or(format!("login {username}: {}", login.body))
-    }
-
-    /// Every item of a paged list (`items`, `next_cursor`).
-    async fn all_pages(
-        &self,
-        name: &'static str,
-        path: &str,
-        bearer: &str,
-    ) -> Result<Vec<Value>, String> {
-        let mut items = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page_path = match &cursor {
-                Some(cursor) => format!("{path}?limit=100&cursor={cursor}"),
-                None => format!("{path}?limit=100"),
-            };
-            let page = self
-                .call(
-                    name,
-                    Method::GET,
-                    &page_path,
-                    &[("authorization", bearer)],
-                    None,
-                )
-                .await?;
-            if page.status != 200 {
-                return Err(format!("{name}: {} {}", page.status, page.body));
-            }
-            items.extend(page.body["items"].as_array().cloned().unwrap_or_default());
-            match page.body["next_cursor"].as_str() {
-                Some(next) => cursor = Some(next.to_owned()),
-                None => return Ok(items),
-            }
-        }
-    }
-}
-
-#[derive(Default, Debug)]
-struct Outcome {
-    admitted: bool,
-    held: bool,
-    paid: bool,
-    cancelled: bool,
-    declined: bool,
-    conflicts: u32,
-    sold_out: bool,
-    gave_up: bool,
-}
-
-/// One fan: queue, wait, look, hold, then follow their plan.
-async fn fan(
-    api: &Api,
-    number: usize,
-    token: &str,
-    concert_id: &str,
-    deadline: Instant,
-) -> Result<Outcome, String> {
-    let mut outcome = Outcome::default();
-    let bearer = format!("Bearer {token}");
-    let auth = [("authorization", bearer.as_str())];
-    let place = api
-        .call(
-            "POST /queue/tokens",
-            Method::POST,
-            "/queue/tokens",
-            &auth,
-            Some(json!({ "concert_id": concert_id })),
-        )
-        .await?;
-    api.progress.entered.fetch_add(1, Relaxed);
-    let queue_token = place.body["queue_token"]
-        .as_str()
-        .ok_or(format!("enter: {}", place.body))?
-        .to_owned();
-    let headers = [
-        ("authorization", bearer.as_str()),
-        ("x-queue-token", queue_token.as_str()),
-    ];
-    loop {
-        if Instant::now() > deadline {
-            outcome.gave_up = true;
-            return Ok(outcome);
-        }
-        let status = api
-            .call(
-                "GET /queue/tokens/current",
-                Method::GET,
-                "/queue/tokens/current",
-                &headers,
-                None,
-            )
-            .await?;
-        if status.body["status"] == "ACTIVE" {
-            break;
-        }
-        // Poll about once a second, spread so that fans do not poll in lockstep.
-        tokio::time::sleep(Duration::from_millis(800 + (number as u64 * 37) % 400)).await;
-    }
-    outcome.admitted = true;
-    api.progress.admitted.fetch_add(1, Relaxed);
-    let leave = || async {
-        api.call(
-            "DELETE /queue/tokens/current",
-            Method::DELETE,
-            "/queue/tokens/current",
-            &headers,
-            None,
-        )
-        .await
-    };
-    let schedules = api
-        .call(
-            "GET /concerts/{id}/schedules",
-            Method::GET,
-            &format!("/concerts/{concert_id}/schedules"),
-            &headers,
-            None,
-        )
-        .await?;
-    let schedule_id = schedules.body["items"][0]["schedule_id"]
-        .as_str()
-        .ok_or(format!("schedules: {}", schedules.body))?
-        .to_owned();
-    let wanted = Plan::seats(number);
-    let mut hold = None;
-    for attempt in 0..3 {
-        if Instant::now() > deadline {
-            outcome.gave_up = true;
-            return Ok(outcome);
-        }
-        let map = api
-            .call(
-                "GET /schedules/{id}/seats",
-                Method::GET,
-                &format!("/schedules/{schedule_id}/seats"),
-                &headers,
-                None,
-            )
-            .await?;
-        let free: Vec<u64> = map.body["items"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter(|seat| seat["status"] == "AVAILABLE")
-                    .filter_map(|seat| seat["seat_no"].as_u64())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let Some(seats) = pick(&free, wanted, number, attempt) else {
-            outcome.sold_out = true;
-            leave().await?;
-            return Ok(outcome);
-        };
-        let reply = api
-            .call(
-                "POST /reservations",
-                Method::POST,
-                "/reservations",
-                &headers,
-                Some(json!({ "schedule_id": schedule_id, "seat_nos": seats })),
-            )
-            .await?;
-        match reply.status {
-            201 => {
-                hold = Some(reply.body);
-                break;
-            }
-            409 => {
-                outcome.conflicts += 1;
-                api.progress.conflicts.fetch_add(1, Relaxed);
-            }
-            _ => return Err(format!("hold: {} {}", reply.status, reply.body)),
-        }
-    }
-    let Some(hold) = hold else {
-        // Three conflicts in a row: give the place up for someone else.
-        leave().await?;
-        return Ok(outcome);
-    };
-    outcome.held = true;
-    api.progress.holds.fetch_add(1, Relaxed);
-    let reservation_id = hold["reservation_id"]
-        .as_str()
-        .ok_or(format!("hold: {hold}"))?
-        .to_owned();
-    let amount = hold["amount"].as_i64().unwrap_or(0);
-    let plan = Plan::of(number);
-    match plan {
-        Plan::Release => {
-            api.call(
-                "DELETE /reservations/{id}",
-                Method::DELETE,
-                &format!("/reservations/{reservation_id}"),
-                &auth,
-                None,
-            )
-            .await?;
-            leave().await?;
-            return Ok(outcome);
-        }
-        Plan::Abandon => {
-            leave().await?;
-            return Ok(outcome);
-        }
-        Plan::Pay | Plan::PayThenCancel | Plan::Decline => {}
-    }
-    // A declining fan charges one won too little.
-    let charge = if plan == Plan::Decline {
-        amount - 1
-    } else {
-        amount
-    };
-    let charge_key = uuid::Uuid::new_v4().to_string();
-    let charged = api
-        .call(
-            "POST /balance/charge",
-            Method::POST,
-            "/balance/charge",
-            &[
-                ("authorization", bearer.as_str()),
-                ("idempotency-key", &charge_key),
-            ],
-            Some(json!({ "amount": charge })),
-        )
-        .await?;
-    if charged.status != 200 {
-        return Err(format!("charge: {} {}", charged.status, charged.body));
-    }
-    let pay_key = uuid::Uuid::new_v4().to_string();
-    let mut pay_headers = headers.to_vec();
-    pay_headers.push(("idempotency-key", &pay_key));
-    let paid = api
-        .call(
-            "POST /payments",
-            Method::POST,
-            "/payments",
-            &pay_headers,
-            Some(json!({ "reservation_id": reservation_id })),
-        )
-        .await?;
-    match paid.status {
-        201 => {
-            outcome.paid = true;
-            api.progress.paid.fetch_add(1, Relaxed);
-        }
-        402 => {
-            outcome.declined = true;
-            leave().await?;
-            return Ok(outcome);
-        }
-        _ => return Err(format!("pay: {} {}", paid.status, paid.body)),
-    }
-    if plan == Plan::PayThenCancel {
-        let cancelled = api
-            .call(
-                "POST /reservations/{id}/cancel",
-                Method::POST,
-                &format!("/reservations/{reservation_id}/cancel"),
-                &auth,
-                None,
-            )
-            .await?;
-        outcome.cancelled = cancelled.status == 200;
-    }
-    Ok(outcome)
-}
-
-/// `count` seats side by side from `free` (sorted seat numbers): the frontmost run for a fan
-/// who aims at the front, a run at a spot picked from the fan's number otherwise. `None` when
-/// no such run is left.
-fn pick(free: &[u64], count: usize, fan: usize, attempt: usize) -> Option<Vec<u64>> {
-    let runs: Vec<&[u64]> = free
-        .windows(count)
-        .filter(|w| w[count - 1] - w[0] == count as u64 - 1)
-        .collect();
-    if runs.is_empty() {
-        return None;
-    }
-    let index = if Plan::aims_at_front(fan) {
-        // The front few runs, so that fans aiming there collide often but not always.
-        (fan / 2 + attempt) % runs.len().min(4)
-    } else {
-        (fan * 7919 + attempt * 104_729) % runs.len()
-    };
-    Some(runs[index].to_vec())
-}
-
-/// What the money check found for one fan.
-fn check_ledger(balance: i64, entries: &[Value]) -> Result<(), String> {
-    // Newest first on the wire; the chain reads oldest first.
-    let mut running = 0;
-    let mut net = 0;
-    for entry in entries.iter().rev() {
-        let (before, after, amount) = (
-            entry["balance_before"].as_i64().unwrap_or(-1),
-            entry["balance_after"].as_i64().unwrap_or(-1),
-            entry["amount"].as_i64().unwrap_or(-1),
-        );
-        if before != running {
-            return Err(format!(
-                "gap: an entry starts at {before}, the one before ended at {running}"
-            ));
-        }
-        let signed = match entry["type"].as_str() {
-            Some("CHARGE") | Some("REFUND") => amount,
-            Some("PAYMENT") => -amount,
-            other => return Err(format!("unknown entry type {other:?}")),
-        };
-        if after != before + signed || after < 0 {
-            return Err(format!("entry {before} → {after} does not apply {signed}"));
-        }
-        net += signed;
-        running = after;
-    }
-    if balance != running || balance != net {
-        return Err(format!(
-            "balance {balance}, ledger ends at {running}, charges − payments + refunds = {net}"
-        ));
-    }
-    Ok(())
-}
-
-/// What the fans' own records say after the on-sale.
-struct Books {
-    /// Reservations by status.
-    statuses: BTreeMap<String, u64>,
-    /// (schedule, seat) → how many confirmed reservations hold it.
-    confirmed_seats: HashMap<(String, u64), u32>,
-    confirmed_amount: i64,
-    /// Fans whose balance is not what their ledger says.
-    money_failures: Vec<String>,
-    /// When the last hold still HELD runs out.
-    held_until: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-async fn ledgers_and_bookings(api: &Api, tokens: &[String]) -> Result<Books, String> {
-    let mut books = Books {
-        statuses: BTreeMap::new(),
-        confirmed_seats: HashMap::new(),
-        confirmed_amount: 0,
-        money_failures: Vec::new(),
-        held_until: None,
-    };
-    for token in tokens {
-        let bearer = format!("Bearer {token}");
-        for reservation in api
-            .all_pages("GET /me/reservations", "/me/reservations", &bearer)
-            .await?
-        {
-            let status = reservation["status"].as_str().unwrap_or("?").to_owned();
-            if status == "HELD" {
-                let expires = reservation["expires_at"]
-                    .as_str()
-                    .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
-                    .map(|at| at.with_timezone(&chrono::Utc));
-                books.held_until = books.held_until.max(expires);
-            }
-            if status == "CONFIRMED" {
-                books.confirmed_amount += reservation["amount"].as_i64().unwrap_or(0);
-                for seat in reservation["seats"].as_array().into_iter().flatten() {
-                    let key = (
-                        reservation["schedule_id"].as_str().unwrap_or("").to_owned(),
-                        seat["seat_no"].as_u64().unwrap_or(0),
-                    );
-                    *books.confirmed_seats.entry(key).or_default() += 1;
-                }
-            }
-            *books.statuses.entry(status).or_default() += 1;
-        }
-        let balance = api
-            .call(
-                "GET /balance",
-                Method::GET,
-                "/balance",
-                &[("authorization", &bearer)],
-                None,
-            )
-            .await?
-            .body["balance"]
-            .as_i64()
-            .unwrap_or(-1);
-        let ledger = api
-            .all_pages(
-                "GET /balance/transactions",
-                "/balance/transactions",
-                &bearer,
-            )
-            .await?;
-        if let Err(failure) = check_ledger(balance, &ledger) {
-            books.money_failures.push(failure);
-        }
-    }
-    Ok(books)
-}
-
-fn cpu_of(pids: &[(String, u32)]) -> Vec<(String, Option<u64>)> {
-    pids.iter()
-        .map(|(name, pid)| (name.clone(), cpu::cpu_ms(*pid)))
-        .collect()
+/// A setting of the service, as the environment gives it to both (see infra/perf.sh).
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 async fn meter_tally(http: &Client, meter: &str, reset: bool) -> Result<Tally, String> {
@@ -640,21 +157,94 @@ async fn meter_tally(http: &Client, meter: &str, reset: bool) -> Result<Tally, S
         .map_err(|e| format!("meter: {e}"))
 }
 
+async fn set_faults(http: &Client, meter: &str, spec: &str, seed: u64) -> Result<(), String> {
+    let response = http
+        .post(format!("{meter}/__meter/faults"))
+        .json(&json!({ "spec": spec, "seed": seed }))
+        .send()
+        .await
+        .map_err(|e| format!("meter: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!(
+            "meter refused the faults: {}",
+            response.text().await.unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
+/// Kills the process named in `pid_file` `kills` times with SIGKILL, at moments spread over
+/// `window` and drawn from `seed`; returns when each kill happened (seconds into the on-sale).
+async fn killer(pid_file: String, kills: u32, window: Duration, seed: u64) -> Vec<f64> {
+    let mut rng = SplitMix64(seed ^ 0x6b69_6c6c);
+    let started = Instant::now();
+    let mut at: Vec<f64> = (0..kills)
+        .map(|_| 2.0 + rng.unit() * window.as_secs_f64().max(3.0))
+        .collect();
+    at.sort_by(f64::total_cmp);
+    let mut done = Vec::new();
+    for moment in at {
+        let wait = Duration::from_secs_f64(moment).saturating_sub(started.elapsed());
+        tokio::time::sleep(wait).await;
+        let Ok(pid) = std::fs::read_to_string(&pid_file) else {
+            continue;
+        };
+        let pid = pid.trim().to_owned();
+        let killed = tokio::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .await
+            .is_ok_and(|status| status.success());
+        if killed {
+            println!(
+                "{:>5.1} s  killed the service (pid {pid})",
+                started.elapsed().as_secs_f64()
+            );
+            done.push(started.elapsed().as_secs_f64());
+        }
+    }
+    done
+}
+
+/// Signs up (unless the name exists) and logs in; returns an access token.
+async fn account(api: &Api, username: &str, password: &str) -> Result<String, String> {
+    let body = json!({"username": username, "password": password, "name": username});
+    let signup = api
+        .call(Call {
+            endpoint: "POST /users",
+            method: Method::POST,
+            path: "/users".into(),
+            headers: &[],
+            body: Some(body),
+        })
+        .await;
+    match signup.last().status() {
+        Some(201) | Some(409) => {}
+        _ => return Err(format!("signup {username}: {:?}", signup.last())),
+    }
+    let body = json!({"username": username, "password": password});
+    let login = api
+        .call(Call {
+            endpoint: "POST /auth/login",
+            method: Method::POST,
+            path: "/auth/login".into(),
+            headers: &[],
+            body: Some(body),
+        })
+        .await;
+    login.last().body()["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or(format!("login {username}: {:?}", login.last()))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let options = options()?;
     let deadline = Instant::now() + Duration::from_secs(options.seconds);
-    let api = Arc::new(Api {
-        http: Client::builder()
-            .timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(options.fans.max(16))
-            .build()
-            .map_err(|e| e.to_string())?,
-        url: options.url.clone(),
-        timings: Timings::default(),
-        progress: Progress::default(),
-    });
-    let admin = api.account(&options.admin, &options.password).await?;
+    let api = Arc::new(Api::new(&options.url, options.fans, deadline)?);
+    let progress = Arc::new(Progress::default());
+    let admin = account(&api, &options.admin, &options.password).await?;
     let now = chrono::Utc::now();
     let rows = options.seats.div_ceil(20);
     let concert = json!({
@@ -668,17 +258,17 @@ async fn main() -> Result<(), String> {
     });
     let bearer = format!("Bearer {admin}");
     let created = api
-        .call(
-            "POST /admin/concerts",
-            Method::POST,
-            "/admin/concerts",
-            &[("authorization", &bearer)],
-            Some(concert),
-        )
-        .await?;
-    let concert_id = created.body["concert_id"]
+        .call(Call {
+            endpoint: "POST /admin/concerts",
+            method: Method::POST,
+            path: "/admin/concerts".into(),
+            headers: &[("authorization", &bearer)],
+            body: Some(concert),
+        })
+        .await;
+    let concert_id = created.last().body()["concert_id"]
         .as_str()
-        .ok_or(format!("create concert: {}", created.body))?
+        .ok_or(format!("create concert: {:?}", created.last()))?
         .to_owned();
     println!(
         "concert {concert_id}: {} dates × {} seats, {} fans",
@@ -694,7 +284,7 @@ async fn main() -> Result<(), String> {
         .map(|i| {
             let api = api.clone();
             let name = format!("load_{}_{i}", &run[..8]);
-            async move { api.account(&name, "load-test-password").await }
+            async move { account(&api, &name, "load-test-password").await }
         })
         .buffered(16)
         .collect::<Vec<_>>()
@@ -707,22 +297,36 @@ async fn main() -> Result<(), String> {
     );
 
     // Everything from here on is the on-sale.
-    api.timings.samples.lock().unwrap().clear();
-    api.timings.requests.store(0, Relaxed);
+    api.record.samples.lock().unwrap().clear();
+    api.record.history.lock().unwrap().clear();
+    api.record.requests.store(0, Relaxed);
+    api.record.internal_errors.store(0, Relaxed);
     let meter_http = Client::new();
     if let Some(meter) = &options.meter {
         meter_tally(&meter_http, meter, true).await?;
+        if let Some(spec) = &options.faults {
+            set_faults(&meter_http, meter, spec, options.seed).await?;
+            println!("faults on: {spec} (seed {})", options.seed);
+        }
     }
+    let killing = options.kill_pid_file.clone().map(|file| {
+        tokio::spawn(killer(
+            file,
+            options.kills,
+            Duration::from_secs(20),
+            options.seed,
+        ))
+    });
     let cpu_before = cpu_of(&options.cpu);
     let own_cpu_before = cpu::own_cpu_ms();
     let started = Instant::now();
     let ticker = {
-        let api = api.clone();
+        let progress = progress.clone();
         let fans = options.fans as u64;
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(2)).await;
-                let p = &api.progress;
+                let p = &progress;
                 println!(
                     "{:>5.1} s  entered {}/{fans}  admitted {}  holds {}  conflicts {}  paid {}  done {}",
                     started.elapsed().as_secs_f64(),
@@ -736,32 +340,60 @@ async fn main() -> Result<(), String> {
             }
         })
     };
-    let outcomes = futures::future::join_all(tokens.iter().enumerate().map(|(i, token)| {
-        let api = api.clone();
-        let concert_id = concert_id.clone();
+    let setting_ref = Setting {
+        api: &api,
+        progress: &progress,
+        concert_id: &concert_id,
+        active_ttl_seconds: setting("QUEUE_ACTIVE_TTL_SECONDS", 600),
+        deadline,
+    };
+    let runs = futures::future::join_all(tokens.iter().enumerate().map(|(i, token)| {
+        let setting = &setting_ref;
         async move {
-            let outcome = fan(&api, i, token, &concert_id, deadline).await;
-            api.progress.done.fetch_add(1, Relaxed);
-            outcome
+            let mut journal = Journal::default();
+            let outcome = fan::fan(setting, i, token, &mut journal).await;
+            setting.progress.done.fetch_add(1, Relaxed);
+            (outcome, journal)
         }
     }))
     .await;
     let elapsed = started.elapsed();
     ticker.abort();
-    let requests = api.timings.requests.load(Relaxed);
-    // The latency table covers the on-sale, not the checks that follow it.
-    let mut latencies = api.timings.samples.lock().unwrap().clone();
+    // Faults stop here: what follows is the service recovering, then the checks.
+    if let (Some(meter), Some(_)) = (&options.meter, &options.faults) {
+        set_faults(&meter_http, meter, "", options.seed).await?;
+    }
+    let kills = match killing {
+        Some(task) => {
+            task.abort();
+            task.await.unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    let requests = api.record.requests.load(Relaxed);
+    let internal_errors = api.record.internal_errors.load(Relaxed);
+    // The tables cover the on-sale, not the checks that follow it.
+    let mut latencies = api.record.samples.lock().unwrap().clone();
+    let history = api.record.history.lock().unwrap().clone();
     let own_cpu = cpu::own_cpu_ms() - own_cpu_before;
     let cpu_after = cpu_of(&options.cpu);
     let tally = match &options.meter {
         Some(meter) => Some(meter_tally(&meter_http, meter, false).await?),
         None => None,
     };
+    let (outcomes, journals): (Vec<Result<Outcome, String>>, Vec<Journal>) =
+        runs.into_iter().unzip();
 
     // --- checks, after the on-sale -----------------------------------------------------------
+    // The checks read every fan's books, retrying as the fans did, with time of their own.
+    let deadline = Instant::now()
+        + Duration::from_secs(
+            setting("HOLD_TTL_SECONDS", 300) + setting("ADMIT_INTERVAL_SECONDS", 1) + 120,
+        );
+    api.set_deadline(deadline);
     let mut errors = Vec::new();
     let mut count = BTreeMap::<&str, u64>::new();
-    for outcome in &outcomes {
+    for (fan, outcome) in outcomes.iter().enumerate() {
         match outcome {
             Ok(o) => {
                 for (name, yes) in [
@@ -776,55 +408,87 @@ async fn main() -> Result<(), String> {
                     *count.entry(name).or_default() += yes as u64;
                 }
                 *count.entry("hold conflicts (409)").or_default() += o.conflicts as u64;
+                if o.reentered > 0 {
+                    *count
+                        .entry("took a new place after theirs ended")
+                        .or_default() += 1;
+                }
             }
-            Err(err) => errors.push(err.clone()),
+            Err(err) => errors.push(format!("fan {fan}: {err}")),
         }
     }
-    // Abandoned holds run out by themselves: wait for the last of them (within the deadline),
-    // so the final figures show them expired and their seats back on sale.
-    let mut books = ledgers_and_bookings(&api, &tokens).await?;
+    // Abandoned holds run out by themselves: wait for the last of them and one sweep (within
+    // the deadline), so the final figures show them expired and their seats back on sale.
+    let mut accounts = checks::accounts(&api, &tokens).await?;
+    let mut books = checks::books(&accounts);
+    let sweep_ms = setting("ADMIT_INTERVAL_SECONDS", 1) as i64 * 1000;
     if let Some(last) = books.held_until {
-        let wait =
-            (last - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(2);
+        let wait_ms = last + sweep_ms + 1_000 - chrono::Utc::now().timestamp_millis();
+        let wait = Duration::from_millis(wait_ms.max(0) as u64);
         if Instant::now() + wait < deadline {
             println!(
                 "waiting {:.0} s for abandoned holds to expire",
                 wait.as_secs_f64()
             );
             tokio::time::sleep(wait).await;
-            books = ledgers_and_bookings(&api, &tokens).await?;
+            accounts = checks::accounts(&api, &tokens).await?;
+            books = checks::books(&accounts);
         }
     }
-    let Books {
-        statuses,
-        confirmed_seats,
-        confirmed_amount,
-        money_failures,
-        ..
-    } = books;
-    let double_booked = confirmed_seats.values().filter(|n| **n > 1).count();
-    let sales = api
-        .call(
-            "GET /admin/concerts/{id}/sales",
-            Method::GET,
-            &format!("/admin/concerts/{concert_id}/sales"),
-            &[("authorization", &bearer)],
-            None,
-        )
-        .await?;
-    let sold: i64 = sales.body["schedules"]
+    let honesty = checks::honesty(&journals, &accounts);
+    let shards = setting("QUEUE_ENTRY_SHARDS", 1);
+    let positions = checks::positions(&journals, shards);
+    let still_held = books.statuses.get("HELD").copied().unwrap_or(0);
+    let sales_chain = api
+        .call(Call {
+            endpoint: "GET /admin/concerts/{id}/sales",
+            method: Method::GET,
+            path: format!("/admin/concerts/{concert_id}/sales"),
+            headers: &[("authorization", &bearer)],
+            body: None,
+        })
+        .await;
+    let sales = sales_chain.last().body().clone();
+    let sold: i64 = sales["schedules"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|s| s["sold_seats"].as_i64().unwrap_or(0))
         .sum();
-    let revenue = sales.body["revenue"].as_i64().unwrap_or(-1);
-    let server_errors = api.timings.server_errors.load(Relaxed);
+    let held_in_sales: i64 = sales["schedules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s["held_seats"].as_i64().unwrap_or(0))
+        .sum();
+    let revenue = sales["revenue"].as_i64().unwrap_or(-1);
+    let double_booked = books.confirmed_seats.values().filter(|n| **n > 1).count();
+    let busy_without_retry_after = history
+        .iter()
+        .filter(|a| a.answer.status() == Some(503) && a.retry_after.is_none())
+        .count();
+    let stuck = count
+        .get("still waiting at the deadline")
+        .copied()
+        .unwrap_or(0);
 
     // --- report ------------------------------------------------------------------------------
     let mut out = String::new();
+    let faults_line = match &options.faults {
+        Some(spec) => format!(
+            ", faults `{spec}` (seed {}){}",
+            options.seed,
+            if kills.is_empty() {
+                String::new()
+            } else {
+                format!(", the service killed {} times", kills.len())
+            }
+        ),
+        None if !kills.is_empty() => format!(", the service killed {} times", kills.len()),
+        None => String::new(),
+    };
     out.push_str(&format!(
-        "{} `load --fans {} --seats {} --dates {}`{}: the on-sale took {:.1} s, {requests} requests.\n\n",
+        "{} `load --fans {} --seats {} --dates {}`{}{faults_line}: the on-sale took {:.1} s, {requests} requests.\n\n",
         report::provenance(),
         options.fans,
         rows * 20,
@@ -837,25 +501,45 @@ async fn main() -> Result<(), String> {
         out.push_str(&format!("| {name} | {n} |\n"));
     }
     out.push_str("\n| reservations at the end, by status | count |\n|---|---:|\n");
-    for (status, n) in &statuses {
+    for (status, n) in &books.statuses {
         out.push_str(&format!("| {status} | {n} |\n"));
     }
+    let money_ok = tokens.len() - books.money_failures.len();
     out.push_str(&format!(
         "\n| check | result |\n|---|---|\n\
          | seats sold (sales report) | {sold} |\n\
          | seats in confirmed reservations | {} |\n\
          | double bookings (a seat in two confirmed reservations) | {double_booked} |\n\
-         | 5xx answers | {server_errors} |\n\
+         | `500 INTERNAL` answers | {internal_errors} |\n\
+         | `503` answers without `Retry-After` | {busy_without_retry_after} |\n\
          | fans whose run failed | {} |\n\
-         | money: balances equal to their ledgers | {} of {} |\n\
-         | revenue (sales report) = confirmed amounts | {revenue} = {confirmed_amount} |\n",
-        confirmed_seats.len(),
+         | fans still waiting at the deadline | {stuck} |\n\
+         | holds not ended after their time and one sweep | {still_held} (seats held in the sales report: {held_in_sales}) |\n\
+         | money: balances equal to their ledgers | {money_ok} of {} |\n\
+         | revenue (sales report) = confirmed amounts | {revenue} = {} |\n\
+         | answers checked against the final state | {} checks, {} broken |\n\
+         | requests left without a definite answer at the deadline | {} |\n",
+        books.confirmed_seats.len(),
         errors.len(),
-        tokens.len() - money_failures.len(),
         tokens.len(),
+        books.confirmed_amount,
+        honesty.checked.values().sum::<u64>(),
+        honesty.broken_count(),
+        honesty.unknown,
     ));
+    out.push_str(&answers_table(&history));
+    out.push_str(&honesty_table(&honesty));
+    out.push_str(&positions_table(&positions, shards));
+    if let Some(tally) = &tally {
+        if !tally.faults.is_empty() {
+            out.push_str("\nFaults the meter injected:\n\n| fault | count |\n|---|---:|\n");
+            for (fault, n) in &tally.faults {
+                out.push_str(&format!("| {fault} | {n} |\n"));
+            }
+        }
+    }
     out.push_str(
-        "\nLatency as the client saw it (the local gateway, our handlers and the emulators):\n\n\
+        "\nLatency as the client saw it (the local gateway, our handlers and the emulators; every attempt):\n\n\
          | endpoint | count | p50 ms | p95 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|\n",
     );
     for (name, samples) in latencies.iter_mut() {
@@ -892,18 +576,20 @@ async fn main() -> Result<(), String> {
                 report::percentile(&samples, 0.99) as f64 / 1000.0,
             ));
         }
-        out.push_str("\nPartition heat over the on-sale:\n\n");
-        out.push_str(&report::heat(tally, 10));
-        out.push_str(&report::entry_spread(tally));
-        if let Some((key, unit_share, write_share)) = report::hottest_write_share(tally) {
-            out.push_str(&format!(
-                "\nThe hottest partition key is `{}` (a `{}` key): {:.1}% of all write units, \
-                 {:.1}% of all item writes.\n",
-                report::shorten(&key),
-                report::entity(&key),
-                unit_share * 100.0,
-                write_share * 100.0
-            ));
+        if options.faults.is_none() {
+            out.push_str("\nPartition heat over the on-sale:\n\n");
+            out.push_str(&report::heat(tally, 10));
+            out.push_str(&report::entry_spread(tally));
+            if let Some((key, unit_share, write_share)) = report::hottest_write_share(tally) {
+                out.push_str(&format!(
+                    "\nThe hottest partition key is `{}` (a `{}` key): {:.1}% of all write units, \
+                     {:.1}% of all item writes.\n",
+                    report::shorten(&key),
+                    report::entity(&key),
+                    unit_share * 100.0,
+                    write_share * 100.0
+                ));
+            }
         }
     }
     if !options.cpu.is_empty() {
@@ -931,27 +617,129 @@ async fn main() -> Result<(), String> {
     for err in errors.iter().take(10) {
         eprintln!("error: {err}");
     }
-    for failure in money_failures.iter().take(10) {
+    for failure in books.money_failures.iter().take(10) {
         eprintln!("money: {failure}");
     }
-    if let Some(path) = &options.write {
-        report::write_section(Path::new(path), "onsale", &out)
-            .map_err(|e| format!("{path}: {e}"))?;
-        println!("(written to {path}, section onsale)");
+    for (rule, examples) in &honesty.broken {
+        for example in examples.iter().take(5) {
+            eprintln!("dishonest ({rule}): {example}");
+        }
     }
-    let sold_matches = sold == confirmed_seats.len() as i64 && revenue == confirmed_amount;
+    for (name, list) in [
+        ("out of order", &positions.out_of_order),
+        ("understated", &positions.understated),
+        ("shared position", &positions.shared_positions),
+        ("against arrival", &positions.against_arrival),
+    ] {
+        for example in list.iter().take(5) {
+            eprintln!("positions ({name}): {example}");
+        }
+    }
+    if let Some(path) = &options.write {
+        report::write_section(Path::new(path), &options.section, &out)
+            .map_err(|e| format!("{path}: {e}"))?;
+        println!("(written to {path}, section {})", options.section);
+    }
+    let sold_matches =
+        sold == books.confirmed_seats.len() as i64 && revenue == books.confirmed_amount;
+    let positions_broken = positions.out_of_order.len()
+        + positions.understated.len()
+        + positions.shared_positions.len()
+        + positions.against_arrival.len();
     if double_booked > 0
-        || server_errors > 0
+        || internal_errors > 0
+        || busy_without_retry_after > 0
         || !errors.is_empty()
-        || !money_failures.is_empty()
+        || !books.money_failures.is_empty()
         || !sold_matches
+        || honesty.broken_count() > 0
+        || positions_broken > 0
+        || stuck > 0
+        || still_held > 0
     {
         return Err("the on-sale broke a rule: see the checks above".into());
     }
     Ok(())
 }
 
-/// The stack's settings that shape the heat, as the environment gives them to both (see
+fn cpu_of(pids: &[(String, u32)]) -> Vec<(String, Option<u64>)> {
+    pids.iter()
+        .map(|(name, pid)| (name.clone(), cpu::cpu_ms(*pid)))
+        .collect()
+}
+
+/// Every attempt's answer by endpoint: done (2xx), refused (4xx), busy (503), internal (500),
+/// no answer.
+fn answers_table(history: &[client::Attempt]) -> String {
+    let mut rows: BTreeMap<&str, [u64; 6]> = BTreeMap::new();
+    for attempt in history {
+        let row = rows.entry(attempt.endpoint).or_default();
+        let column = match &attempt.answer {
+            Answer::Status(status, _) if *status < 300 => 0,
+            Answer::Status(429, _) => 2,
+            Answer::Status(status, _) if *status < 500 => 1,
+            Answer::Status(503, _) => 3,
+            Answer::Status(500, _) => 4,
+            Answer::Status(_, _) | Answer::Lost(_) => 5,
+        };
+        row[column] += 1;
+    }
+    let mut out = String::from(
+        "\nAnswers to every attempt, by endpoint:\n\n\
+         | endpoint | 2xx | 4xx | 429 | 503 | 500 | other 5xx or no answer |\n|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (endpoint, row) in rows {
+        out.push_str(&format!(
+            "| `{endpoint}` | {} | {} | {} | {} | {} | {} |\n",
+            row[0], row[1], row[2], row[3], row[4], row[5]
+        ));
+    }
+    out
+}
+
+fn honesty_table(honesty: &checks::Honesty) -> String {
+    let mut out = String::from(
+        "\nEvery answer against the final state:\n\n| rule | checked | broken |\n|---|---:|---:|\n",
+    );
+    for (rule, checked) in &honesty.checked {
+        let broken = honesty.broken.get(rule).map_or(0, Vec::len);
+        out.push_str(&format!("| {rule} | {checked} | {broken} |\n"));
+    }
+    out
+}
+
+fn positions_table(positions: &checks::Positions, shards: u64) -> String {
+    let mut over = positions.overstatement.clone();
+    let mut errors = positions.wait_errors.clone();
+    let mut waits = positions.actual_waits.clone();
+    over.sort_unstable();
+    errors.sort_unstable();
+    waits.sort_unstable();
+    format!(
+        "\nPositions shown against admissions ({} fans admitted, {} polls while waiting, {shards} entry shard(s)):\n\n\
+         | check | result |\n|---|---|\n\
+         | pairs of one shard admitted out of number order | {} |\n\
+         | polls showing fewer ahead than were admitted ahead afterwards | {} |\n\
+         | polls showing one position to two fans between the same admissions (one shard) | {} |\n\
+         | fans admitted after someone who asked more than a second after them | {} |\n\
+         | positions above those admitted ahead afterwards (leavers and passed places), p50 / max | {} / {} |\n\
+         | estimated wait against the wait that followed, abs. error p50 / p90 s (actual p50 / p90 s) | {} / {} ({} / {}) |\n",
+        positions.admitted,
+        positions.polls,
+        positions.out_of_order.len(),
+        positions.understated.len(),
+        positions.shared_positions.len(),
+        positions.against_arrival.len(),
+        report::percentile(&over, 0.5),
+        over.last().copied().unwrap_or(0),
+        report::percentile(&errors, 0.5),
+        report::percentile(&errors, 0.9),
+        report::percentile(&waits, 0.5),
+        report::percentile(&waits, 0.9),
+    )
+}
+
+/// The stack's settings that shape the run, as the environment gives them to both (see
 /// infra/perf.sh), for the report's first line.
 fn stack_settings() -> String {
     let shown: Vec<String> = ["QUEUE_ENTRY_SHARDS", "QUEUE_MAX_ACTIVE", "HOLD_TTL_SECONDS"]
@@ -965,43 +753,5 @@ fn stack_settings() -> String {
         String::new()
     } else {
         format!(" with {}", shown.join(", "))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn when_seats_side_by_side_are_free_should_pick_a_run() {
-        let free = [1, 2, 3, 5, 6, 9];
-        let run = pick(&free, 2, 1, 0).unwrap();
-        assert_eq!(run.len(), 2);
-        assert_eq!(run[1], run[0] + 1);
-        assert_eq!(pick(&free, 3, 0, 0), Some(vec![1, 2, 3]));
-        assert_eq!(pick(&free, 4, 0, 0), None);
-    }
-
-    #[test]
-    fn when_ledger_chains_should_pass_and_when_gapped_should_fail() {
-        let entry = |kind: &str, amount: i64, before: i64, after: i64| json!({"type": kind, "amount": amount, "balance_before": before, "balance_after": after});
-        // Newest first, as the API lists them.
-        let good = [
-            entry("REFUND", 50, 0, 50),
-            entry("PAYMENT", 100, 100, 0),
-            entry("CHARGE", 100, 0, 100),
-        ];
-        assert_eq!(check_ledger(50, &good), Ok(()));
-        assert!(check_ledger(40, &good).is_err());
-        let gapped = [entry("PAYMENT", 100, 90, -10), entry("CHARGE", 100, 0, 100)];
-        assert!(check_ledger(-10, &gapped).is_err());
-    }
-
-    #[test]
-    fn when_fans_are_numbered_should_mix_every_plan() {
-        let plans: std::collections::BTreeSet<Plan> = (0..20).map(Plan::of).collect();
-        assert_eq!(plans.len(), 5);
-        let sizes: std::collections::BTreeSet<usize> = (0..10).map(Plan::seats).collect();
-        assert_eq!(sizes, [1, 2, 3, 4].into());
     }
 }

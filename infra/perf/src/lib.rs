@@ -11,5 +11,6 @@
 pub mod calls;
 pub mod cold_start;
 pub mod cpu;
+pub mod faults;
 pub mod meter;
 pub mod report;

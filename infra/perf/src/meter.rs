@@ -26,6 +26,7 @@
 //! fail. The meter rewrites request bodies: it is for emulators only, never real AWS (the
 //! requests' signatures no longer match).
 
+use crate::faults::{Fault, FaultCounts, FaultPlan, Loss};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
@@ -246,6 +247,9 @@ pub struct Tally {
     pub events: u64,
     /// Round-trip time of each request to the emulator, in microseconds, per `"Service Operation"`.
     pub latency_us: BTreeMap<String, Vec<u64>>,
+    /// Faults injected, per `"kind Service.Operation"`.
+    #[serde(default)]
+    pub faults: FaultCounts,
     /// When each DynamoDB request was in flight (microseconds since the meter started), to tell
     /// requests sent one after another from requests sent together.
     #[serde(skip)]
@@ -365,7 +369,7 @@ impl Tally {
     }
 }
 
-/// The meter's shared state: forwarded-to addresses and the tally.
+/// The meter's shared state: forwarded-to addresses, the tally and the faults to inject.
 pub struct Meter {
     dynamodb: String,
     aws: String,
@@ -374,7 +378,20 @@ pub struct Meter {
     delay: std::time::Duration,
     epoch: Instant,
     tally: Mutex<Tally>,
+    faults: Mutex<FaultPlan>,
 }
+
+/// The connection is to be closed without an answer (a lost answer).
+#[derive(Debug)]
+pub struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the meter dropped the connection (an injected fault)")
+    }
+}
+
+impl std::error::Error for Dropped {}
 
 impl Meter {
     /// `dynamodb` and `aws`: the real endpoints (the values `AWS_ENDPOINT_URL_DYNAMODB` and
@@ -395,7 +412,17 @@ impl Meter {
                 .expect("an HTTP client without TLS always builds"),
             epoch: Instant::now(),
             tally: Mutex::new(Tally::default()),
+            faults: Mutex::new(FaultPlan::none()),
         })
+    }
+
+    /// Injects `plan`'s faults from now on (an empty plan stops injecting).
+    pub fn set_faults(&self, plan: FaultPlan) {
+        *self.faults.lock().unwrap() = plan;
+    }
+
+    pub fn fault_spec(&self) -> String {
+        self.faults.lock().unwrap().spec().to_owned()
     }
 
     /// Takes what was counted so far and starts again from zero.
@@ -407,30 +434,178 @@ impl Meter {
         self.tally.lock().unwrap().clone()
     }
 
-    async fn forward(&self, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, String> {
+    /// `POST /__meter/faults` with `{"spec": "throttle=0.1,...", "seed": 7}`: injects those
+    /// faults from now on (`""`: none). Answers the plan now in force.
+    async fn faults_from(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let body = match request.into_body().collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(err) => return plain(StatusCode::BAD_REQUEST, err.to_string()),
+        };
+        let asked: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let spec = asked["spec"].as_str().unwrap_or("");
+        let seed = asked["seed"].as_u64().unwrap_or(1);
+        match FaultPlan::parse(spec, seed) {
+            Ok(plan) => {
+                self.set_faults(plan);
+                let body = serde_json::json!({ "spec": self.fault_spec(), "seed": seed });
+                Response::builder()
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body.to_string())))
+                    .expect("a static response builds")
+            }
+            Err(err) => plain(StatusCode::BAD_REQUEST, err),
+        }
+    }
+
+    /// Forwards one request to the emulator behind, counting it, and injects the fault the
+    /// plan draws for it. `Err(Dropped)`: close the connection without an answer.
+    async fn forward(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, Dropped> {
         let (parts, body) = request.into_parts();
-        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let body = match body.collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(err) => return Ok(plain(StatusCode::BAD_REQUEST, err.to_string())),
+        };
         let target = parts
             .headers
             .get("x-amz-target")
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let classified = classify(target, &body);
-        let body = if classified.service == Some(Service::DynamoDb) {
-            ask_for_capacity(body)
-        } else {
-            body
+            .unwrap_or("")
+            .to_owned();
+        let classified = classify(&target, &body);
+        let service = classified.service.unwrap_or(Service::Other);
+        let fault = match service {
+            Service::Other | Service::SecretsManager => None,
+            _ => self
+                .faults
+                .lock()
+                .unwrap()
+                .next(service.label(), &classified.operation),
         };
-        let upstream = if classified.service == Some(Service::DynamoDb) {
+        if let Some(fault) = &fault {
+            let key = format!(
+                "{} {}.{}",
+                fault.kind().label(),
+                service.label(),
+                classified.operation
+            );
+            *self.tally.lock().unwrap().faults.entry(key).or_default() += 1;
+        }
+        let upstream = Upstream {
+            method: parts.method.clone(),
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
+            headers: parts.headers.clone(),
+            body: body.clone(),
+        };
+        match fault {
+            Some(Fault::Refuse {
+                status,
+                error_type,
+                body: mut error,
+            }) => {
+                // Refused before it reached the service: counted as a request that failed.
+                let now = self.epoch.elapsed().as_micros() as u64;
+                self.tally
+                    .lock()
+                    .unwrap()
+                    .add(&classified, Some(error_type.clone()), (now, now));
+                error["__type"] = Value::String(qualified_error(service, &error_type));
+                return Ok(aws_error(status, &error));
+            }
+            Some(Fault::Delay(ms)) => tokio::time::sleep(ms_duration(ms)).await,
+            _ => {}
+        }
+        // Forwarded from a task of its own, so that a caller who gives up (a client timeout)
+        // does not take the request back: it still lands, as it would in AWS.
+        let meter = self.clone();
+        let stall = match fault {
+            Some(Fault::Stall(ms)) => ms,
+            _ => 0,
+        };
+        let sent = tokio::spawn(async move {
+            if stall > 0 {
+                tokio::time::sleep(ms_duration(stall)).await;
+            }
+            meter.send_upstream(&classified, upstream).await
+        });
+        let reply = match sent.await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "meter: forwarding failed");
+                return Ok(plain(StatusCode::BAD_GATEWAY, err));
+            }
+            Err(_) => {
+                return Ok(plain(
+                    StatusCode::BAD_GATEWAY,
+                    "forwarding task failed".into(),
+                ))
+            }
+        };
+        match fault {
+            Some(Fault::Lose(Loss::ServerError)) => Ok(aws_error(
+                500,
+                &serde_json::json!({
+                    "__type": qualified_error(service, "InternalServerError"),
+                    "message": "Internal server error",
+                }),
+            )),
+            Some(Fault::Lose(Loss::Dropped)) => Err(Dropped),
+            Some(Fault::Lose(Loss::TimedOut(ms))) => {
+                tokio::time::sleep(ms_duration(ms)).await;
+                Err(Dropped)
+            }
+            Some(Fault::Duplicate(ms)) => {
+                let meter = self.clone();
+                let copy = Upstream {
+                    body: with_new_deduplication_id(&body),
+                    method: parts.method,
+                    path: parts
+                        .uri
+                        .path_and_query()
+                        .map_or("/", |p| p.as_str())
+                        .to_owned(),
+                    headers: parts.headers,
+                };
+                tokio::spawn(async move {
+                    tokio::time::sleep(ms_duration(ms)).await;
+                    let classified = classify(&target, &copy.body);
+                    if let Err(err) = meter.send_upstream(&classified, copy).await {
+                        tracing::warn!(error = %err, "meter: the duplicate was not sent");
+                    }
+                });
+                Ok(reply)
+            }
+            _ => Ok(reply),
+        }
+    }
+
+    /// Sends a request to the emulator behind and counts it; the emulator's answer.
+    async fn send_upstream(
+        &self,
+        classified: &Classified,
+        request: Upstream,
+    ) -> Result<Response<Full<Bytes>>, String> {
+        let is_dynamodb = classified.service == Some(Service::DynamoDb);
+        let body = if is_dynamodb {
+            ask_for_capacity(request.body)
+        } else {
+            request.body
+        };
+        let upstream = if is_dynamodb {
             &self.dynamodb
         } else {
             &self.aws
         };
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let mut outgoing = self
             .http
-            .request(parts.method.clone(), format!("{upstream}{path}"));
-        for (name, value) in &parts.headers {
+            .request(request.method, format!("{upstream}{}", request.path));
+        for (name, value) in &request.headers {
             if name != hyper::header::HOST && name != hyper::header::CONTENT_LENGTH {
                 outgoing = outgoing.header(name, value);
             }
@@ -444,16 +619,16 @@ impl Meter {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.map_err(|e| e.to_string())?;
-        if classified.service == Some(Service::DynamoDb) && !self.delay.is_zero() {
+        if is_dynamodb && !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
         let ended = self.epoch.elapsed().as_micros() as u64;
         let error = (!status.is_success()).then(|| error_type(&bytes));
         let mut tally = self.tally.lock().unwrap();
-        tally.add(&classified, error, (started, ended));
-        if classified.service == Some(Service::DynamoDb) && status.is_success() {
+        tally.add(classified, error, (started, ended));
+        if is_dynamodb && status.is_success() {
             tally.add_capacity(
-                &classified,
+                classified,
                 &serde_json::from_slice(&bytes).unwrap_or(Value::Null),
             );
         }
@@ -465,6 +640,56 @@ impl Meter {
             }
         }
         reply.body(Full::new(bytes)).map_err(|e| e.to_string())
+    }
+}
+
+/// A request as it is sent on to the emulator.
+struct Upstream {
+    method: hyper::Method,
+    path: String,
+    headers: hyper::HeaderMap,
+    body: Bytes,
+}
+
+fn ms_duration(ms: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(ms)
+}
+
+/// An error type as the service's JSON protocol names it.
+fn qualified_error(service: Service, error_type: &str) -> String {
+    match service {
+        Service::DynamoDb => format!("com.amazonaws.dynamodb.v20120810#{error_type}"),
+        Service::Sqs => format!("com.amazonaws.sqs#{error_type}"),
+        _ => error_type.to_owned(),
+    }
+}
+
+/// An AWS JSON-protocol error answer.
+fn aws_error(status: u16, body: &Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.0")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a static response builds")
+}
+
+/// An SQS `SendMessage` body with its deduplication id changed, so that SQS takes the copy as
+/// another message.
+fn with_new_deduplication_id(body: &Bytes) -> Bytes {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(mut request)) => {
+            let id = request
+                .get("MessageDeduplicationId")
+                .and_then(Value::as_str)
+                .unwrap_or("message")
+                .to_owned();
+            request.insert(
+                "MessageDeduplicationId".into(),
+                Value::String(format!("{id}-again")),
+            );
+            serde_json::to_vec(&request).map_or(body.clone(), Bytes::from)
+        }
+        _ => body.clone(),
     }
 }
 
@@ -491,7 +716,8 @@ fn error_type(body: &[u8]) -> String {
 }
 
 /// Serves the meter on `listener` until the process ends. Besides forwarding, it answers
-/// `GET /__meter` with the tally as JSON and `POST /__meter/reset` by zeroing it.
+/// `GET /__meter` with the tally as JSON, `POST /__meter/reset` by zeroing it and
+/// `POST /__meter/faults` by changing the faults it injects.
 pub async fn serve(listener: TcpListener, meter: Arc<Meter>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -502,15 +728,12 @@ pub async fn serve(listener: TcpListener, meter: Arc<Meter>) {
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                 let meter = meter.clone();
                 async move {
-                    let reply = match (request.method().as_str(), request.uri().path()) {
-                        ("GET", "/__meter") => json_reply(&meter.snapshot()),
-                        ("POST", "/__meter/reset") => json_reply(&meter.take()),
-                        _ => meter.forward(request).await.unwrap_or_else(|err| {
-                            tracing::warn!(error = %err, "meter: forwarding failed");
-                            plain(StatusCode::BAD_GATEWAY, err)
-                        }),
-                    };
-                    Ok::<_, std::convert::Infallible>(reply)
+                    match (request.method().as_str(), request.uri().path()) {
+                        ("GET", "/__meter") => Ok(json_reply(&meter.snapshot())),
+                        ("POST", "/__meter/reset") => Ok(json_reply(&meter.take())),
+                        ("POST", "/__meter/faults") => Ok(meter.faults_from(request).await),
+                        _ => meter.forward(request).await,
+                    }
                 }
             });
             let io = hyper_util::rt::TokioIo::new(stream);

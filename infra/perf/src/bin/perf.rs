@@ -5,7 +5,9 @@
 //! perf calls      [--write FILE]                    AWS calls per endpoint
 //! perf cold-start --bin-dir DIR [--runs N] [--only a,b] [--write FILE]
 //!                                                   init, first invocation, peak RSS per binary
-//! perf meter      [--port N]                        a counting proxy for another process
+//! perf meter      [--port N] [--faults SPEC --seed N]
+//!                                                   a counting proxy for another process,
+//!                                                   injecting faults (perf::faults) if asked
 //! perf section    NAME [--write FILE]               standard input, after the provenance
 //!                                                   line, as section NAME (for instruments
 //!                                                   written in shell: the Lambda builds)
@@ -35,7 +37,7 @@ async fn main() {
             ))
             .await
         }
-        "meter" => run_meter(&Flags::parse(&args, &["--port"])).await,
+        "meter" => run_meter(&Flags::parse(&args, &["--port", "--faults", "--seed"])).await,
         "section" => section_from_stdin(&args),
         _ => Err(format!("unknown command {command}")),
     };
@@ -127,6 +129,15 @@ async fn run_meter(flags: &Flags) -> Result<()> {
         &env("AWS_ENDPOINT_URL_DYNAMODB")?,
         &env("AWS_ENDPOINT_URL")?,
     );
+    let seed = flags
+        .get("--seed")
+        .unwrap_or("1")
+        .parse()
+        .map_err(|_| "--seed: not a whole number")?;
+    meter.set_faults(perf::faults::FaultPlan::parse(
+        flags.get("--faults").unwrap_or(""),
+        seed,
+    )?);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|e| e.to_string())?;

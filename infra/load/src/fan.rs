@@ -1,0 +1,500 @@
+//! One fan of the on-sale: queue, wait, look, hold, then follow their plan; every request
+//! retried as the contract allows, and what the fan was told kept in their journal for the
+//! checks.
+
+use crate::client::{Answer, Api, Call, Chain};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// What a fan does once a hold succeeds; fixed by the fan's number so runs are comparable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Plan {
+    /// Charge the balance, pay.
+    Pay,
+    /// Pay, then cancel the booking for a refund.
+    PayThenCancel,
+    /// Give the seats back at once.
+    Release,
+    /// Leave the line and let the hold run out.
+    Abandon,
+    /// Pay without charging enough: declined, and the hold is released.
+    Decline,
+}
+
+impl Plan {
+    pub fn of(fan: usize) -> Self {
+        match fan % 20 {
+            0..=10 => Plan::Pay,
+            11..=12 => Plan::PayThenCancel,
+            13..=14 => Plan::Release,
+            15..=17 => Plan::Abandon,
+            _ => Plan::Decline,
+        }
+    }
+
+    /// How many seats side by side the fan wants: 1 to 4.
+    pub fn seats(fan: usize) -> usize {
+        [2, 1, 2, 3, 2, 4, 1, 2, 3, 2][fan % 10]
+    }
+
+    /// Half the fans aim at the front rows, where everyone collides.
+    fn aims_at_front(fan: usize) -> bool {
+        fan.is_multiple_of(2)
+    }
+}
+
+/// Live counters for the progress line.
+#[derive(Default)]
+pub struct Progress {
+    pub entered: AtomicU64,
+    pub admitted: AtomicU64,
+    pub holds: AtomicU64,
+    pub conflicts: AtomicU64,
+    pub paid: AtomicU64,
+    pub done: AtomicU64,
+}
+
+/// What the fan ended up doing.
+#[derive(Default, Debug)]
+pub struct Outcome {
+    pub admitted: bool,
+    pub held: bool,
+    pub paid: bool,
+    pub cancelled: bool,
+    pub declined: bool,
+    pub conflicts: u32,
+    pub sold_out: bool,
+    pub gave_up: bool,
+    /// Times the fan found their place ended and took a new one.
+    pub reentered: u32,
+}
+
+/// A place in line as the queue token's claims name it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Place {
+    pub token_id: String,
+    pub shard: u64,
+    pub number: u64,
+}
+
+/// One answer to a poll while waiting.
+#[derive(Clone, Debug)]
+pub struct Poll {
+    pub token_id: String,
+    pub sent_ms: u64,
+    pub answered_ms: u64,
+    pub position: u64,
+    pub estimated_wait_seconds: u64,
+}
+
+/// Everything the fan asked and was told, for the checks after the run.
+#[derive(Default, Debug)]
+pub struct Journal {
+    /// Each place the fan was given, with the chain that gave it.
+    pub places: Vec<(Place, Chain)>,
+    pub polls: Vec<Poll>,
+    /// The place that was admitted, and when (the service's clock, epoch ms).
+    pub admitted: Option<(Place, u64)>,
+    /// Hold chains with the seats asked for.
+    pub holds: Vec<(Chain, Vec<u64>)>,
+    pub charges: Vec<Chain>,
+    /// Payment chains with the reservation paid.
+    pub pays: Vec<(Chain, String)>,
+    pub cancels: Vec<(Chain, String)>,
+    pub releases: Vec<(Chain, String)>,
+    pub leaves: Vec<Chain>,
+}
+
+/// What the fan needs to know about the run.
+pub struct Setting<'a> {
+    pub api: &'a Api,
+    pub progress: &'a Progress,
+    pub concert_id: &'a str,
+    /// `QUEUE_ACTIVE_TTL_SECONDS`: an ACTIVE token's `active_until` less this is when it was
+    /// admitted.
+    pub active_ttl_seconds: u64,
+    pub deadline: Instant,
+}
+
+/// A request that needs an answer to go on with: the chain's verdict, or an error naming it.
+fn definite(chain: &Chain, what: &str) -> Result<(u16, Value), String> {
+    match chain.last() {
+        Answer::Status(status, body) if chain.last().is_definite() => Ok((*status, body.clone())),
+        other => Err(format!("{what}: no answer before the deadline ({other:?})")),
+    }
+}
+
+/// The claims of a queue token (its middle part), read without checking the signature: the
+/// fan only wants to know its place.
+pub fn place_of(queue_token: &str) -> Option<Place> {
+    use base64::Engine;
+    let payload = queue_token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    Some(Place {
+        token_id: claims["tid"].as_str()?.to_owned(),
+        shard: claims["shd"].as_u64().unwrap_or(0),
+        number: claims["num"].as_u64()?,
+    })
+}
+
+/// One fan: queue, wait, look, hold, then follow their plan.
+pub async fn fan(
+    setting: &Setting<'_>,
+    number: usize,
+    token: &str,
+    journal: &mut Journal,
+) -> Result<Outcome, String> {
+    let api = setting.api;
+    let mut outcome = Outcome::default();
+    let bearer = format!("Bearer {token}");
+    let auth = [("authorization", bearer.as_str())];
+    let enter = || async {
+        api.call(Call {
+            endpoint: "POST /queue/tokens",
+            method: Method::POST,
+            path: "/queue/tokens".into(),
+            headers: &auth,
+            body: Some(json!({ "concert_id": setting.concert_id })),
+        })
+        .await
+    };
+    let chain = enter().await;
+    let (_, body) = definite(&chain, "enter")?;
+    setting.progress.entered.fetch_add(1, Relaxed);
+    let mut queue_token = body["queue_token"]
+        .as_str()
+        .ok_or(format!("enter: {body}"))?
+        .to_owned();
+    journal.places.push((
+        place_of(&queue_token).ok_or("enter: unreadable token")?,
+        chain,
+    ));
+
+    // Wait to be admitted, polling about once a second (spread so that fans do not poll in
+    // lockstep). A place that ends while waiting (passed over after a failed entry) is taken
+    // again, as a fan would.
+    loop {
+        if Instant::now() > setting.deadline {
+            outcome.gave_up = true;
+            return Ok(outcome);
+        }
+        let headers = [
+            ("authorization", bearer.as_str()),
+            ("x-queue-token", queue_token.as_str()),
+        ];
+        let sent_ms = api.now_ms();
+        let answer = api
+            .once(Call {
+                endpoint: "GET /queue/tokens/current",
+                method: Method::GET,
+                path: "/queue/tokens/current".into(),
+                headers: &headers,
+                body: None,
+            })
+            .await;
+        let answered_ms = api.now_ms();
+        let body = answer.body();
+        let place = place_of(&queue_token).ok_or("poll: unreadable token")?;
+        let ended = match answer.status() {
+            Some(200) if body["status"] == "ACTIVE" => {
+                let until = body["active_until"]
+                    .as_str()
+                    .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+                    .ok_or(format!("poll: ACTIVE without active_until: {body}"))?;
+                let admitted_ms =
+                    until.timestamp_millis() as u64 - setting.active_ttl_seconds * 1000;
+                journal.admitted = Some((place, admitted_ms));
+                break;
+            }
+            Some(200) if body["status"] == "WAITING" => {
+                journal.polls.push(Poll {
+                    token_id: place.token_id,
+                    sent_ms,
+                    answered_ms,
+                    position: body["position"].as_u64().unwrap_or(u64::MAX),
+                    estimated_wait_seconds: body["estimated_wait_seconds"]
+                        .as_u64()
+                        .unwrap_or(u64::MAX),
+                });
+                false
+            }
+            Some(200) => true,
+            Some(401) => true,
+            Some(status) if status < 500 && status != 429 => {
+                return Err(format!("poll: {status} {body}"))
+            }
+            _ => false,
+        };
+        if ended {
+            outcome.reentered += 1;
+            let chain = enter().await;
+            let (_, body) = definite(&chain, "enter again")?;
+            queue_token = body["queue_token"]
+                .as_str()
+                .ok_or(format!("enter again: {body}"))?
+                .to_owned();
+            journal.places.push((
+                place_of(&queue_token).ok_or("enter again: unreadable token")?,
+                chain,
+            ));
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis(800 + (number as u64 * 37) % 400)).await;
+    }
+    outcome.admitted = true;
+    setting.progress.admitted.fetch_add(1, Relaxed);
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("x-queue-token", queue_token.as_str()),
+    ];
+    let get = |endpoint: &'static str, path: String| {
+        api.call(Call {
+            endpoint,
+            method: Method::GET,
+            path,
+            headers: &headers,
+            body: None,
+        })
+    };
+    let concert_id = setting.concert_id;
+    let (status, schedules) = definite(
+        &get(
+            "GET /concerts/{id}/schedules",
+            format!("/concerts/{concert_id}/schedules"),
+        )
+        .await,
+        "schedules",
+    )?;
+    let schedule_id = schedules["items"][0]["schedule_id"]
+        .as_str()
+        .ok_or(format!("schedules: {status} {schedules}"))?
+        .to_owned();
+    let wanted = Plan::seats(number);
+    let mut hold = None;
+    for attempt in 0..3 {
+        if Instant::now() > setting.deadline {
+            outcome.gave_up = true;
+            return Ok(outcome);
+        }
+        let (status, map) = definite(
+            &get(
+                "GET /schedules/{id}/seats",
+                format!("/schedules/{schedule_id}/seats"),
+            )
+            .await,
+            "seat map",
+        )?;
+        let free: Vec<u64> = map["items"]
+            .as_array()
+            .ok_or(format!("seat map: {status} {map}"))?
+            .iter()
+            .filter(|seat| seat["status"] == "AVAILABLE")
+            .filter_map(|seat| seat["seat_no"].as_u64())
+            .collect();
+        let Some(seats) = pick(&free, wanted, number, attempt) else {
+            outcome.sold_out = true;
+            leave(api, &headers, journal).await?;
+            return Ok(outcome);
+        };
+        let chain = api
+            .call(Call {
+                endpoint: "POST /reservations",
+                method: Method::POST,
+                path: "/reservations".into(),
+                headers: &headers,
+                body: Some(json!({ "schedule_id": schedule_id, "seat_nos": seats })),
+            })
+            .await;
+        journal.holds.push((chain.clone(), seats));
+        match definite(&chain, "hold")? {
+            (201, body) => {
+                hold = Some(body);
+                break;
+            }
+            (409, _) => {
+                outcome.conflicts += 1;
+                setting.progress.conflicts.fetch_add(1, Relaxed);
+            }
+            (status, body) => return Err(format!("hold: {status} {body}")),
+        }
+    }
+    let Some(hold) = hold else {
+        // Three conflicts in a row: give the place up for someone else.
+        leave(api, &headers, journal).await?;
+        return Ok(outcome);
+    };
+    outcome.held = true;
+    setting.progress.holds.fetch_add(1, Relaxed);
+    let reservation_id = hold["reservation_id"]
+        .as_str()
+        .ok_or(format!("hold: {hold}"))?
+        .to_owned();
+    let amount = hold["amount"].as_i64().unwrap_or(0);
+    let plan = Plan::of(number);
+    match plan {
+        Plan::Release => {
+            let chain = api
+                .call(Call {
+                    endpoint: "DELETE /reservations/{id}",
+                    method: Method::DELETE,
+                    path: format!("/reservations/{reservation_id}"),
+                    headers: &auth,
+                    body: None,
+                })
+                .await;
+            journal.releases.push((chain.clone(), reservation_id));
+            definite(&chain, "release")?;
+            leave(api, &headers, journal).await?;
+            return Ok(outcome);
+        }
+        Plan::Abandon => {
+            leave(api, &headers, journal).await?;
+            return Ok(outcome);
+        }
+        Plan::Pay | Plan::PayThenCancel | Plan::Decline => {}
+    }
+    // A declining fan charges one won too little.
+    let charge = if plan == Plan::Decline {
+        amount - 1
+    } else {
+        amount
+    };
+    let charge_key = uuid::Uuid::new_v4().to_string();
+    let chain = api
+        .call(Call {
+            endpoint: "POST /balance/charge",
+            method: Method::POST,
+            path: "/balance/charge".into(),
+            headers: &[
+                ("authorization", bearer.as_str()),
+                ("idempotency-key", &charge_key),
+            ],
+            body: Some(json!({ "amount": charge })),
+        })
+        .await;
+    journal.charges.push(chain.clone());
+    match definite(&chain, "charge")? {
+        (200, _) => {}
+        (status, body) => return Err(format!("charge: {status} {body}")),
+    }
+    let pay_key = uuid::Uuid::new_v4().to_string();
+    let mut pay_headers = headers.to_vec();
+    pay_headers.push(("idempotency-key", &pay_key));
+    let chain = api
+        .call(Call {
+            endpoint: "POST /payments",
+            method: Method::POST,
+            path: "/payments".into(),
+            headers: &pay_headers,
+            body: Some(json!({ "reservation_id": reservation_id })),
+        })
+        .await;
+    journal.pays.push((chain.clone(), reservation_id.clone()));
+    match definite(&chain, "pay")? {
+        (201, _) => {
+            outcome.paid = true;
+            setting.progress.paid.fetch_add(1, Relaxed);
+        }
+        (402, _) => {
+            outcome.declined = true;
+            leave(api, &headers, journal).await?;
+            return Ok(outcome);
+        }
+        (status, body) => return Err(format!("pay: {status} {body}")),
+    }
+    if plan == Plan::PayThenCancel {
+        let chain = api
+            .call(Call {
+                endpoint: "POST /reservations/{id}/cancel",
+                method: Method::POST,
+                path: format!("/reservations/{reservation_id}/cancel"),
+                headers: &auth,
+                body: None,
+            })
+            .await;
+        journal.cancels.push((chain.clone(), reservation_id));
+        outcome.cancelled = definite(&chain, "cancel")?.0 == 200;
+    }
+    Ok(outcome)
+}
+
+/// Gives the place in line up.
+async fn leave(api: &Api, headers: &[(&str, &str)], journal: &mut Journal) -> Result<(), String> {
+    let chain = api
+        .call(Call {
+            endpoint: "DELETE /queue/tokens/current",
+            method: Method::DELETE,
+            path: "/queue/tokens/current".into(),
+            headers,
+            body: None,
+        })
+        .await;
+    journal.leaves.push(chain.clone());
+    definite(&chain, "leave")?;
+    Ok(())
+}
+
+/// `count` seats side by side from `free` (sorted seat numbers): the frontmost run for a fan
+/// who aims at the front, a run at a spot picked from the fan's number otherwise. `None` when
+/// no such run is left.
+pub fn pick(free: &[u64], count: usize, fan: usize, attempt: usize) -> Option<Vec<u64>> {
+    let runs: Vec<&[u64]> = free
+        .windows(count)
+        .filter(|w| w[count - 1] - w[0] == count as u64 - 1)
+        .collect();
+    if runs.is_empty() {
+        return None;
+    }
+    let index = if Plan::aims_at_front(fan) {
+        // The front few runs, so that fans aiming there collide often but not always.
+        (fan / 2 + attempt) % runs.len().min(4)
+    } else {
+        (fan * 7919 + attempt * 104_729) % runs.len()
+    };
+    Some(runs[index].to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_seats_side_by_side_are_free_should_pick_a_run() {
+        let free = [1, 2, 3, 5, 6, 9];
+        let run = pick(&free, 2, 1, 0).unwrap();
+        assert_eq!(run.len(), 2);
+        assert_eq!(run[1], run[0] + 1);
+        assert_eq!(pick(&free, 3, 0, 0), Some(vec![1, 2, 3]));
+        assert_eq!(pick(&free, 4, 0, 0), None);
+    }
+
+    #[test]
+    fn when_fans_are_numbered_should_mix_every_plan() {
+        let plans: std::collections::BTreeSet<Plan> = (0..20).map(Plan::of).collect();
+        assert_eq!(plans.len(), 5);
+        let sizes: std::collections::BTreeSet<usize> = (0..10).map(Plan::seats).collect();
+        assert_eq!(sizes, [1, 2, 3, 4].into());
+    }
+
+    #[test]
+    fn a_queue_token_should_name_its_place() {
+        use base64::Engine;
+        let claims = json!({"sub": "u", "tid": "t-1", "num": 7, "shd": 3});
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&claims).unwrap());
+        let token = format!("eyJhbGciOiJIUzI1NiJ9.{payload}.signature");
+        assert_eq!(
+            place_of(&token),
+            Some(Place {
+                token_id: "t-1".into(),
+                shard: 3,
+                number: 7
+            })
+        );
+    }
+}
