@@ -185,8 +185,8 @@ chaos() {
         throttle | lost | latency | duplicate) spec="$run=$rate" ;;
         # A stall holds a request longer than a function's timeout: rarer, or the run is
         # mostly waiting.
-        stall) spec="stall=$(python3 -c "print($rate / 3)")" ;;
-        all) spec="throttle=$rate,lost=$rate,latency=$rate,stall=$(python3 -c "print($rate / 3)"),duplicate=$rate" ;;
+        stall) spec="stall=$(python3 -c "print(round($rate / 3, 4))")" ;;
+        all) spec="throttle=$rate,lost=$rate,latency=$rate,stall=$(python3 -c "print(round($rate / 3, 4))"),duplicate=$rate" ;;
         kill)
             spec=""
             kill_flags=(--kills "$kills" --kill-pid-file "$state/stack.pid")

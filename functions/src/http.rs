@@ -80,7 +80,13 @@ pub fn error_response(err: &DomainError) -> Response<Body> {
     if let DomainError::Internal(cause) = err {
         tracing::error!(cause, "request failed");
     }
-    response(err.status(), Body::Text(err.body().to_string()))
+    let mut response = response(err.status(), Body::Text(err.body().to_string()));
+    if let Some(seconds) = err.retry_after_seconds() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+    }
+    response
 }
 
 fn response(status: u16, body: Body) -> Response<Body> {

@@ -85,9 +85,20 @@ pub async fn respond(services: &Services, handler: Handler, request: Request) ->
     let user_id = http::principal(services, &request)
         .ok()
         .map(|principal| principal.user_id.to_string());
-    let response = match handler(services, request).await {
-        Ok(response) => response,
-        Err(err) => http::error_response(&err),
+    let budget = time_budget(services, &request);
+    // A handler that would outlive the function is stopped here, wherever it stands, as Lambda
+    // would stop it, but with an answer: every operation is safe to stop between any two
+    // steps (docs/RELIABILITY.md), and SERVICE_BUSY tells the client to try again.
+    let response = match tokio::time::timeout(budget, handler(services, request)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(err)) => http::error_response(&err),
+        Err(_) => {
+            tracing::warn!(
+                budget_ms = budget.as_millis() as u64,
+                "request ran out of time"
+            );
+            http::error_response(&DomainError::busy())
+        }
     };
     tracing::info!(
         target: "request",
@@ -100,6 +111,23 @@ pub async fn respond(services: &Services, handler: Handler, request: Request) ->
     );
     response
 }
+
+/// What a request may take before it must answer: until the function's deadline (from its
+/// Lambda context; the local gateway sets one too) less [`ANSWER_MARGIN`], or
+/// `REQUEST_TIMEOUT_MILLIS` when there is no deadline.
+fn time_budget(services: &Services, request: &Request) -> std::time::Duration {
+    let configured = std::time::Duration::from_millis(services.config.request_timeout_millis);
+    let Some(context) = request.lambda_context_ref().filter(|c| c.deadline > 0) else {
+        return configured;
+    };
+    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    let left = std::time::Duration::from_millis(context.deadline.saturating_sub(now_ms));
+    left.saturating_sub(ANSWER_MARGIN)
+        .max(std::time::Duration::from_millis(100))
+}
+
+/// Kept back from the function's deadline to write the answer and the log line.
+const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// The `main` of every Lambda binary: logging, services built once per cold start, then the
 /// runtime loop.

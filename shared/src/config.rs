@@ -37,10 +37,11 @@ pub struct Config {
     /// with a margin), so size it from the expected rate: 40 for 10,000 entries/s. With one
     /// shard positions are exact; with more they are estimates (see docs/ARCHITECTURE.md).
     pub queue_entry_shards: u32,
-    /// `QUEUE_SETTLE_MILLIS`: how long an entry must have been in the entry queue before the
-    /// admitter may admit anyone behind it, so that an entry SQS has accepted but not yet shown
-    /// cannot be overtaken. The fairness bound of docs/API.md assumes at most this lag.
-    pub queue_settle_millis: i64,
+    /// `QUEUE_ENTRY_GRACE_MILLIS`: how long the admitter waits for a place whose number was
+    /// taken (a later one of its shard is known) but whose message has not come, before it
+    /// passes the place over. An entry gives its place up if its message went out later than
+    /// this allows, so it must exceed the enter-queue function's timeout.
+    pub queue_entry_grace_millis: i64,
     pub admin_usernames: BTreeSet<String>,
     /// `IMPORT_TEST_ALLOW`: for tests only, never set in production: addresses (and ports) the
     /// page import may fetch although they are not public, as `127.0.0.1:8080,127.0.0.1:9090`.
@@ -49,8 +50,23 @@ pub struct Config {
     /// `IMPORTS_PER_MINUTE`: pages one user may have fetched a minute (pages imported before
     /// are not fetched again and do not count); beyond it, `429 RATE_LIMITED`.
     pub imports_per_minute: u64,
+    /// `REQUEST_TIMEOUT_MILLIS`: how long a request may run when its invocation names no
+    /// deadline (in Lambda the function's own deadline, less a margin, decides). Past it the
+    /// request is stopped and answered `SERVICE_BUSY`.
+    pub request_timeout_millis: u64,
+    /// `AWS_ATTEMPT_TIMEOUT_MILLIS`: one attempt of an AWS request, after which the SDK gives
+    /// it up and retries.
+    pub aws_attempt_timeout_millis: u64,
+    /// `AWS_CALL_TIMEOUT_MILLIS`: an AWS request with all its retries; sized so that the few
+    /// calls a request makes one after another fit in the function's timeout.
+    pub aws_call_timeout_millis: u64,
+    /// `AWS_MAX_ATTEMPTS`: attempts per AWS request (the SDK's standard retry mode: jittered
+    /// exponential backoff, and a retry budget that stops retrying when most calls fail).
+    pub aws_max_attempts: u32,
     /// `QUEUE_URL`: the SQS FIFO queue that carries queue entrants to the admitter.
     pub queue_url: Option<String>,
+    /// `DEAD_LETTER_QUEUE_URL`: where the admitter moves messages it cannot read.
+    pub dead_letter_queue_url: Option<String>,
     /// `EVENT_BUS_NAME`: the EventBridge bus that domain events go to.
     pub event_bus_name: Option<String>,
 }
@@ -123,7 +139,7 @@ impl Config {
                 60,
             )?,
             queue_entry_shards: number("QUEUE_ENTRY_SHARDS", 1, 1, MAX_ENTRY_SHARDS)? as u32,
-            queue_settle_millis: number("QUEUE_SETTLE_MILLIS", 1000, 0, 60_000)?,
+            queue_entry_grace_millis: number("QUEUE_ENTRY_GRACE_MILLIS", 12_000, 3_000, 600_000)?,
             admin_usernames,
             imports_per_minute: number("IMPORTS_PER_MINUTE", 10, 1, 10_000)? as u64,
             import_test_allow: match get("IMPORT_TEST_ALLOW") {
@@ -137,7 +153,13 @@ impl Config {
                         reason: format!("expected address:port pairs, got {raw:?}"),
                     })?,
             },
+            request_timeout_millis: number("REQUEST_TIMEOUT_MILLIS", 8_000, 100, 900_000)? as u64,
+            aws_attempt_timeout_millis: number("AWS_ATTEMPT_TIMEOUT_MILLIS", 3_000, 50, 60_000)?
+                as u64,
+            aws_call_timeout_millis: number("AWS_CALL_TIMEOUT_MILLIS", 7_000, 100, 900_000)? as u64,
+            aws_max_attempts: number("AWS_MAX_ATTEMPTS", 4, 1, 10)? as u32,
             queue_url: get("QUEUE_URL"),
+            dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL"),
             event_bus_name: get("EVENT_BUS_NAME"),
         })
     }

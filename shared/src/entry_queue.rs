@@ -2,16 +2,15 @@
 //!
 //! One message group per entry shard of a concert (`{concert}#{shard}`) keeps each shard's
 //! entrants in the order SQS received them and lets concerts and shards move independently; the
-//! token id is the deduplication id, so a retried send is not a second place. The time SQS
-//! received a message (`SentTimestamp`) is the entrant's arrival: the admitter merges the
-//! shards on it. It deletes a message once its entrant is admitted or passed over, and hands
-//! the rest back for a later round or step.
+//! token id is the deduplication id, so a retried send is not a second place. Each message
+//! carries its place: shard, number and when it was numbered, by which the admitter orders the
+//! line (`operations::queue::line`). It deletes a message once its place is admitted or passed
+//! over, and hands the rest back for a later round or step.
 
 use crate::error::{DomainError, Result};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageSystemAttributeName,
 };
 use aws_sdk_sqs::Client;
 use serde::{Deserialize, Serialize};
@@ -27,6 +26,10 @@ pub struct Entrant {
     /// The entry shard (absent, so 0, in messages of one-shard lines).
     #[serde(default)]
     pub shard: u32,
+    /// When the place was numbered: the entry's wall clock, epoch ms, right after its shard's
+    /// counter answered. The admitter merges shards on it.
+    #[serde(default)]
+    pub entered_at_ms: i64,
 }
 
 impl Entrant {
@@ -40,33 +43,42 @@ impl Entrant {
 #[derive(Clone, Debug)]
 pub struct Received {
     pub entrant: Option<Entrant>,
+    /// The body as sent.
+    pub body: Option<String>,
     pub receipt: String,
-    /// When SQS received the message, epoch milliseconds: the entrant's arrival.
-    pub sent_at_ms: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
 pub struct EntryQueue {
     client: Client,
     url: String,
+    /// Where messages no admitter can read go (`DEAD_LETTER_QUEUE_URL`).
+    dead_letter_url: Option<String>,
 }
 
 /// What a receive may hold back for processing before it is handed back automatically.
 const VISIBILITY_TIMEOUT_SECONDS: i32 = 30;
 
+/// A failed SQS request: `SERVICE_BUSY` if it was a transient fault the SDK's retries did not
+/// outlast, `INTERNAL` otherwise.
 fn sqs_error<E>(operation: &'static str, err: aws_sdk_sqs::error::SdkError<E>) -> DomainError
 where
-    E: std::error::Error + 'static,
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
+    if crate::store::is_transient(&err) {
+        tracing::warn!(operation, error = %DisplayErrorContext(&err), "SQS request failed after retries");
+        return DomainError::busy();
+    }
     tracing::error!(operation, error = %DisplayErrorContext(&err), "SQS request failed");
     DomainError::internal(format!("{operation} failed"))
 }
 
 impl EntryQueue {
-    pub fn new(client: Client, url: impl Into<String>) -> Self {
+    pub fn new(client: Client, url: impl Into<String>, dead_letter_url: Option<String>) -> Self {
         Self {
             client,
             url: url.into(),
+            dead_letter_url,
         }
     }
 
@@ -94,7 +106,6 @@ impl EntryQueue {
             .max_number_of_messages(10)
             .visibility_timeout(VISIBILITY_TIMEOUT_SECONDS)
             .wait_time_seconds(0)
-            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
             .await
             .map_err(|err| sqs_error("receive_message", err))?;
@@ -108,21 +119,36 @@ impl EntryQueue {
                     .body
                     .as_deref()
                     .and_then(|body| serde_json::from_str(body).ok());
-                let sent_at_ms = message
-                    .attributes
-                    .as_ref()
-                    .and_then(|attributes| {
-                        attributes
-                            .get(&aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp)
-                    })
-                    .and_then(|sent| sent.parse().ok());
                 Some(Received {
                     entrant,
+                    body: message.body,
                     receipt,
-                    sent_at_ms,
                 })
             })
             .collect())
+    }
+
+    /// Moves messages no admitter can read to the dead-letter queue (whose alarm tells the
+    /// operators), then deletes them here: left in place, one would block its message group.
+    /// Without a dead-letter queue they are left to SQS's redrive policy.
+    pub async fn dead_letter(&self, messages: &[Received]) -> Result<()> {
+        let Some(url) = &self.dead_letter_url else {
+            return Ok(());
+        };
+        for message in messages {
+            let id = uuid::Uuid::new_v4().to_string();
+            self.client
+                .send_message()
+                .queue_url(url)
+                .message_group_id("unreadable")
+                .message_deduplication_id(&id)
+                .message_body(message.body.as_deref().unwrap_or(""))
+                .send()
+                .await
+                .map_err(|err| sqs_error("send_message (dead letter)", err))?;
+        }
+        let receipts: Vec<String> = messages.iter().map(|m| m.receipt.clone()).collect();
+        self.delete(&receipts).await
     }
 
     /// Deletes handled messages, ten to a request.

@@ -46,6 +46,10 @@ pub enum DomainError {
     /// A page the import could not use: unreachable, too slow, too large, not HTML.
     #[error("{0}")]
     ImportFailed(String),
+    /// A store or queue stayed throttled or unreachable after the service's own retries.
+    /// Nothing was changed, or the change is found again by retrying the same request.
+    #[error("the service is busy; retry in {retry_after_seconds} s")]
+    ServiceBusy { retry_after_seconds: u32 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -60,6 +64,25 @@ impl DomainError {
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Self::Internal(cause.to_string())
+    }
+
+    /// `SERVICE_BUSY`, asking the client to come back in 1 to 3 seconds: spread at random, so
+    /// that a throttled crowd does not return in step.
+    pub fn busy() -> Self {
+        Self::ServiceBusy {
+            retry_after_seconds: 1 + (uuid::Uuid::new_v4().as_u128() % 3) as u32,
+        }
+    }
+
+    /// Seconds the client should wait before retrying (the `Retry-After` header), for the
+    /// errors that have one.
+    pub fn retry_after_seconds(&self) -> Option<u32> {
+        match self {
+            Self::ServiceBusy {
+                retry_after_seconds,
+            } => Some(*retry_after_seconds),
+            _ => None,
+        }
     }
 
     pub fn status(&self) -> u16 {
@@ -78,6 +101,7 @@ impl DomainError {
             Self::ReservationExpired => 410,
             Self::BookingClosed(_) | Self::ImportRefused(_) | Self::ImportFailed(_) => 422,
             Self::RateLimited(_) => 429,
+            Self::ServiceBusy { .. } => 503,
             Self::Internal(_) => 500,
         }
     }
@@ -101,6 +125,7 @@ impl DomainError {
             Self::RateLimited(_) => "RATE_LIMITED",
             Self::ImportRefused(_) => "IMPORT_REFUSED",
             Self::ImportFailed(_) => "IMPORT_FAILED",
+            Self::ServiceBusy { .. } => "SERVICE_BUSY",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -120,6 +145,9 @@ impl DomainError {
             Self::InsufficientBalance { balance, amount } => {
                 json!({ "balance": balance, "amount": amount })
             }
+            Self::ServiceBusy {
+                retry_after_seconds,
+            } => json!({ "retry_after_seconds": retry_after_seconds }),
             _ => json!({}),
         }
     }
@@ -147,6 +175,21 @@ mod tests {
         assert_eq!(err.status(), 500);
         assert!(!body.contains("ticketing-secret"), "{body}");
         assert_eq!(err.body()["error"]["code"], "INTERNAL");
+    }
+
+    #[test]
+    fn when_busy_should_be_503_with_a_spread_retry_after() {
+        let waits: std::collections::BTreeSet<u32> = (0..200)
+            .map(|_| DomainError::busy().retry_after_seconds().unwrap())
+            .collect();
+        assert_eq!(waits, [1, 2, 3].into());
+        let busy = DomainError::busy();
+        assert_eq!((busy.status(), busy.code()), (503, "SERVICE_BUSY"));
+        assert_eq!(
+            busy.body()["error"]["details"]["retry_after_seconds"],
+            busy.retry_after_seconds().unwrap()
+        );
+        assert_eq!(DomainError::internal("x").retry_after_seconds(), None);
     }
 
     #[test]

@@ -92,6 +92,9 @@ pub struct QueueToken {
     /// Set when admitted: until when the holder may book.
     #[serde(default, with = "chrono::serde::ts_milliseconds_option")]
     pub active_until: Option<DateTime<Utc>>,
+    /// When the place was numbered (wall clock, epoch ms): the admitter merges shards on it.
+    #[serde(default)]
+    pub entered_at_ms: i64,
 }
 
 impl QueueToken {
@@ -110,6 +113,26 @@ impl QueueToken {
     /// Still holds a place: waiting in time, or active in time.
     pub fn is_alive(&self, now: DateTime<Utc>) -> bool {
         self.status(now) != TokenStatus::Expired
+    }
+
+    /// Whether admission has gone past this waiting place without admitting it: its shard's
+    /// `admitted_up_to` reached its number while it still waits. Only a place whose entrant
+    /// left, or whose entry never reached the admitter in time (a crash or a fault between
+    /// taking the number and sending it), is passed over; the place has ended.
+    pub fn passed_over(&self, progress: &ShardProgress) -> bool {
+        self.status == StoredStatus::Waiting
+            && self.prequeue_rank.is_none()
+            && self.number <= progress.admitted_up_to
+    }
+
+    /// The status at `now` in the light of the shard's progress: a place passed over has
+    /// expired.
+    pub fn status_in_line(&self, now: DateTime<Utc>, progress: &ShardProgress) -> TokenStatus {
+        if self.passed_over(progress) {
+            TokenStatus::Expired
+        } else {
+            self.status(now)
+        }
     }
 
     /// The time after which nothing about this token matters any more.
@@ -187,7 +210,37 @@ mod tests {
             issued_at: t0(),
             expires_at: t0() + Duration::hours(6),
             active_until,
+            entered_at_ms: 0,
         }
+    }
+
+    #[test]
+    fn a_waiting_place_that_admission_went_past_should_have_expired() {
+        let waiting = token(StoredStatus::Waiting, None);
+        let mut progress = ShardProgress {
+            admitted_up_to: 6,
+            ..ShardProgress::default()
+        };
+        assert_eq!(
+            waiting.status_in_line(t0(), &progress),
+            TokenStatus::Waiting
+        );
+        progress.admitted_up_to = 7;
+        assert!(waiting.passed_over(&progress));
+        assert_eq!(
+            waiting.status_in_line(t0(), &progress),
+            TokenStatus::Expired
+        );
+        // Admitted places are not passed over: admission moved past them by admitting them.
+        let active = token(StoredStatus::Active, Some(t0() + Duration::minutes(10)));
+        assert_eq!(active.status_in_line(t0(), &progress), TokenStatus::Active);
+        // A pre-queue place is ranked, not numbered.
+        let early = QueueToken {
+            prequeue_rank: Some(5),
+            number: 0,
+            ..token(StoredStatus::Waiting, None)
+        };
+        assert!(!early.passed_over(&progress));
     }
 
     #[test]

@@ -76,6 +76,10 @@ pub struct Reservation {
     /// What was refunded on cancellation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund: Option<i64>,
+    /// The queue token the hold was made with: a repeat of the same request with it is
+    /// recognised as the same hold (see `Services::hold`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_token_id: Option<Uuid>,
 }
 
 impl Reservation {
@@ -184,6 +188,7 @@ mod tests {
             paid_at: None,
             cancelled_at: None,
             refund: None,
+            queue_token_id: None,
         };
         assert_eq!(reservation.status(t0), ReservationStatus::Held);
         assert_eq!(

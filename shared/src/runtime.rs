@@ -8,6 +8,7 @@ use crate::catalog_cache::CatalogCache;
 use crate::config::{check_secret_length, Config, SecretSource};
 use crate::entry_queue::EntryQueue;
 use crate::events::EventPublisher;
+use crate::operations::MissingSince;
 use crate::store::Store;
 use crate::Clock;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub struct Services {
     pub events: EventPublisher,
     /// Concert and date items this process read lately (they never change after creation).
     pub catalog: Arc<CatalogCache>,
+    /// When the admitter first missed each number of a line (see `operations::queue::line`).
+    pub missing: Arc<MissingSince>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,11 +45,41 @@ impl Services {
         Self::build(config, &aws, Clock::system()).await
     }
 
+    /// The AWS settings every client of this process uses: `aws`'s region, credentials and
+    /// endpoints, with the retry and timeout policy of [`Config`]. Retries are the SDK's
+    /// standard mode: exponential backoff with full jitter (so that throttled callers do not
+    /// come back in step) and a retry budget per client that stops retrying when most calls
+    /// fail. A `TransactWriteItems` carries a `ClientRequestToken` that the SDK generates once
+    /// per call and repeats on each retry, so a retry after a lost answer has one effect.
+    pub fn aws_settings(config: &Config, aws: &aws_config::SdkConfig) -> aws_config::SdkConfig {
+        use aws_config::retry::RetryConfig;
+        use aws_config::timeout::TimeoutConfig;
+        use std::time::Duration;
+        aws.to_builder()
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(config.aws_max_attempts)
+                    .with_initial_backoff(Duration::from_millis(25))
+                    .with_max_backoff(Duration::from_secs(1)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(1))
+                    .operation_attempt_timeout(Duration::from_millis(
+                        config.aws_attempt_timeout_millis,
+                    ))
+                    .operation_timeout(Duration::from_millis(config.aws_call_timeout_millis))
+                    .build(),
+            )
+            .build()
+    }
+
     pub async fn build(
         config: Config,
         aws: &aws_config::SdkConfig,
         clock: Clock,
     ) -> Result<Self, StartError> {
+        let aws = &Self::aws_settings(&config, aws);
         let secret = match &config.jwt_secret {
             SecretSource::Value(secret) => secret.clone(),
             SecretSource::SecretsManager(arn) => {
@@ -71,7 +104,11 @@ impl Services {
             .queue_url
             .clone()
             .ok_or(crate::config::ConfigError::Missing("QUEUE_URL"))?;
-        let entry_queue = EntryQueue::new(aws_sdk_sqs::Client::new(aws), queue_url);
+        let entry_queue = EntryQueue::new(
+            aws_sdk_sqs::Client::new(aws),
+            queue_url,
+            config.dead_letter_queue_url.clone(),
+        );
         let bus = config
             .event_bus_name
             .clone()
@@ -79,6 +116,7 @@ impl Services {
         let events = EventPublisher::new(aws_sdk_eventbridge::Client::new(aws), bus);
         Ok(Self {
             catalog: Arc::default(),
+            missing: Arc::default(),
             events,
             entry_queue,
             tokens: TokenKeys::from_secret(secret.as_bytes()),

@@ -101,7 +101,8 @@ async fn taken_seats_should_be_refused_whole_naming_the_taken_ones() {
     let users = api.admitted_users("fan", 2, &concert_id).await;
     let (alice, alice_queue) = &users[0];
     let (bob, bob_queue) = &users[1];
-    api.hold(alice, alice_queue, &schedule_id, &[1, 2])
+    let first = api
+        .hold(alice, alice_queue, &schedule_id, &[1, 2])
         .await
         .expect(201);
 
@@ -115,6 +116,14 @@ async fn taken_seats_should_be_refused_whole_naming_the_taken_ones() {
     api.hold(alice, alice_queue, &schedule_id, &[1])
         .await
         .expect_error(409, "SEAT_UNAVAILABLE");
+    // The very same request again, though, is a retry of the first (its answer may have been
+    // lost): answered with the same hold, not refused because of it.
+    let again = api
+        .hold(alice, alice_queue, &schedule_id, &[2, 1])
+        .await
+        .expect(201);
+    assert_eq!(first["reservation_id"], again["reservation_id"]);
+    assert_eq!(first["expires_at"], again["expires_at"]);
     let statuses = api.seat_statuses(bob, bob_queue, &schedule_id).await;
     assert_eq!(statuses[&3], "AVAILABLE");
     api.hold(bob, bob_queue, &schedule_id, &[3, 4])

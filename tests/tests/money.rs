@@ -385,9 +385,11 @@ async fn cancelling_should_refund_and_put_the_seats_back_on_sale_and_sales_shoul
     assert_eq!(cancelled["status"], "CANCELLED");
     assert_eq!(cancelled["refund"], 110_000);
     assert_eq!(balance(api, &alice).await, 300_000 - 55_000);
-    cancel(alice.clone(), first.clone())
-        .await
-        .expect_error(409, "RESERVATION_NOT_PAYABLE");
+    // The same cancellation again at once (its answer lost, say) is answered as it was, and
+    // refunds nothing more.
+    let again = cancel(alice.clone(), first.clone()).await.expect(200);
+    assert_eq!(again, cancelled);
+    assert_eq!(balance(api, &alice).await, 300_000 - 55_000);
     let ledger = checked_ledger(api, &alice).await;
     assert_eq!(ledger.last().unwrap()["type"], "REFUND");
     assert_eq!(ledger.last().unwrap()["related_id"], first.as_str());
@@ -589,4 +591,27 @@ async fn money_should_be_conserved_under_concurrent_charges_payments_retries_and
     assert!(!stored
         .iter()
         .any(|seat| seat.status == SeatStatus::Held && seat.seat.seat_no != 50));
+}
+
+#[tokio::test]
+async fn cancelling_again_after_the_repeat_window_should_be_refused() {
+    let api = TestApi::start_with_manual_clock(|_| {}, false).await;
+    let (concert_id, schedule_id) = api.concert_with_one_date().await;
+    let (fan, queue) = api.admitted_user("canceller", &concert_id).await;
+    api.charge(&fan, 100_000, None).await.expect(200);
+    let held = api.hold(&fan, &queue, &schedule_id, &[7]).await.expect(201);
+    let reservation = id(&held, "reservation_id");
+    api.pay(&fan, &queue, &reservation, None).await.expect(201);
+    let cancel = || async {
+        api.request(Method::POST, &format!("/reservations/{reservation}/cancel"))
+            .token(&fan)
+            .send()
+            .await
+    };
+    cancel().await.expect(200);
+    api.clock.set(
+        api.clock.now() + chrono::Duration::seconds(shared::operations::REPEAT_WINDOW_SECONDS + 1),
+    );
+    cancel().await.expect_error(409, "RESERVATION_NOT_PAYABLE");
+    assert_eq!(balance(&api, &fan).await, 100_000);
 }

@@ -1,4 +1,6 @@
-//! The order of admission across entry shards, the settle time, and the randomised pre-queue.
+//! The order of admission: in number order within a shard whatever order SQS shows, merged
+//! across shards by when places were taken; the positions shown against that order; a number
+//! that never arrives; and the randomised pre-queue.
 
 use chrono::{DateTime, Duration, Utc};
 use e2e_tests::{concert_body, id, TestApi};
@@ -127,6 +129,7 @@ async fn the_merge_should_keep_arrival_order_when_shards_show_only_their_heads()
             issued_at: now,
             expires_at: now + Duration::hours(1),
             active_until: None,
+            entered_at_ms: Utc::now().timestamp_millis(),
         };
         assert!(services.store.put_queue_token(&token, now).await.unwrap());
         services
@@ -137,6 +140,7 @@ async fn the_merge_should_keep_arrival_order_when_shards_show_only_their_heads()
                 token_id: token.token_id,
                 number: token.number,
                 shard,
+                entered_at_ms: token.entered_at_ms,
             })
             .await
             .unwrap();
@@ -175,21 +179,144 @@ async fn the_merge_should_keep_arrival_order_when_shards_show_only_their_heads()
 }
 
 #[tokio::test]
-async fn an_entry_younger_than_the_settle_time_should_wait_for_it() {
-    let api = TestApi::start_with(|config| {
-        config.queue_entry_shards = 2;
-        config.queue_settle_millis = 1_500;
-    })
-    .await;
+async fn fans_entering_together_should_be_shown_positions_in_the_order_they_are_admitted() {
+    // Thirty fans press at once: their sends reach SQS in another order than their counter
+    // numbered them. Positions count by number, so admission must go by number too.
+    const FANS: usize = 30;
+    let api = TestApi::start_with(|config| config.queue_max_active = 5).await;
     let (concert_id, _) = api.concert_with_one_date().await;
-    let fans = enter_in_turn(&api, &concert_id, "settle", 2).await;
-    // Just entered: an entry of another shard may not be showing yet, so nobody goes ahead.
-    assert_eq!(api.admit().await.admitted, 0);
-    tokio::time::sleep(std::time::Duration::from_millis(1_600)).await;
-    assert_eq!(api.admit().await.admitted, 2);
-    for (token, queue) in &fans {
-        assert_eq!(api.queue_status(token, queue).await["status"], "ACTIVE");
+    let tokens = api.users("together", FANS).await;
+    let places =
+        futures::future::join_all(tokens.iter().map(|token| api.enter(token, &concert_id))).await;
+    let fans: Vec<Fan> = tokens
+        .into_iter()
+        .zip(&places)
+        .map(|(token, place)| (token, id(place, "queue_token")))
+        .collect();
+    let number = |fan: &Fan| claims(&fan.1)["num"].as_u64().unwrap();
+    let mut waiting: BTreeSet<usize> = (0..FANS).collect();
+    let mut steps = 0;
+    while !waiting.is_empty() {
+        steps += 1;
+        assert!(steps < 50, "the line did not drain: {waiting:?}");
+        api.admit().await;
+        let mut positions = Vec::new();
+        let mut admitted = Vec::new();
+        for &index in &waiting {
+            let (token, queue) = &fans[index];
+            let status = api.queue_status(token, queue).await;
+            match status["status"].as_str() {
+                Some("ACTIVE") => admitted.push(index),
+                Some("WAITING") => positions.push((status["position"].as_u64().unwrap(), index)),
+                other => panic!("fan {index}: {other:?}"),
+            }
+        }
+        // Everyone still waiting has a place of their own: 0, 1, 2, ... in number order.
+        positions.sort_unstable();
+        assert_eq!(
+            positions
+                .iter()
+                .map(|(position, _)| *position)
+                .collect::<Vec<_>>(),
+            (0..positions.len() as u64).collect::<Vec<_>>(),
+            "positions after step {steps}"
+        );
+        let by_number: Vec<usize> = {
+            let mut rest: Vec<usize> = positions.iter().map(|(_, index)| *index).collect();
+            rest.sort_by_key(|&index| number(&fans[index]));
+            rest
+        };
+        assert_eq!(
+            positions
+                .iter()
+                .map(|(_, index)| *index)
+                .collect::<Vec<_>>(),
+            by_number
+        );
+        // Those admitted had lower numbers than anyone still waiting.
+        let lowest_waiting = positions.iter().map(|(_, i)| number(&fans[*i])).min();
+        for &index in &admitted {
+            assert!(Some(number(&fans[index])) < lowest_waiting.or(Some(u64::MAX)));
+            let (token, queue) = &fans[index];
+            api.request(Method::DELETE, "/queue/tokens/current")
+                .token(token)
+                .queue(queue)
+                .send()
+                .await
+                .expect(204);
+            waiting.remove(&index);
+        }
+        assert!(admitted.len() <= 5);
     }
+}
+
+#[tokio::test]
+async fn a_number_that_never_arrives_should_hold_its_shard_for_the_grace_then_be_passed_over() {
+    // Three places taken in one shard; the entry of the second stopped after writing its
+    // token and before sending its message (a crash between two steps).
+    let api = TestApi::start_with(|config| config.queue_entry_grace_millis = 3_000).await;
+    let services = &api.stack.services;
+    let (concert_id, _) = api.concert_with_one_date().await;
+    let concert = parse_id(&concert_id).unwrap();
+    let now = api.clock.now();
+    let mut tokens = Vec::new();
+    for index in 0..3 {
+        let token = QueueToken {
+            token_id: shared::ids::new_id(),
+            user_id: shared::ids::new_id(),
+            concert_id: concert,
+            number: services.store.next_queue_number(concert, 0).await.unwrap(),
+            shard: 0,
+            prequeue_rank: None,
+            opens_at: None,
+            status: StoredStatus::Waiting,
+            issued_at: now,
+            expires_at: now + Duration::hours(1),
+            active_until: None,
+            entered_at_ms: Utc::now().timestamp_millis(),
+        };
+        assert!(services.store.put_queue_token(&token, now).await.unwrap());
+        if index != 1 {
+            services
+                .entry_queue
+                .send(&Entrant {
+                    concert_id: concert,
+                    user_id: token.user_id,
+                    token_id: token.token_id,
+                    number: token.number,
+                    shard: 0,
+                    entered_at_ms: token.entered_at_ms,
+                })
+                .await
+                .unwrap();
+        }
+        tokens.push(token);
+    }
+    let (api, tokens) = (&api, &tokens);
+    let status = |index: usize| {
+        let token = &tokens[index];
+        async move {
+            let (stored, progress) = services
+                .store
+                .queue_state(concert, token.user_id, 0)
+                .await
+                .unwrap();
+            stored.unwrap().status_in_line(api.clock.now(), &progress)
+        }
+    };
+    use shared::queue::TokenStatus;
+    // Number 2 may still be on its way: number 3 waits behind it.
+    assert_eq!(api.admit().await.admitted, 1);
+    assert_eq!(status(0).await, TokenStatus::Active);
+    assert_eq!(status(2).await, TokenStatus::Waiting);
+    assert_eq!(api.admit().await.admitted, 0);
+    // Past the grace, number 2 is passed over and 3 goes.
+    tokio::time::sleep(std::time::Duration::from_millis(3_200)).await;
+    let report = api.admit().await;
+    assert_eq!((report.admitted, report.passed_over), (1, 1));
+    assert_eq!(status(2).await, TokenStatus::Active);
+    // The place that never arrived has ended: its holder sees it expired, not waiting forever.
+    assert_eq!(status(1).await, TokenStatus::Expired);
 }
 
 #[tokio::test]

@@ -7,8 +7,10 @@ use serde_json::{json, Value};
 use shared::runtime::Services;
 
 pub async fn create_concert(services: &Services, request: Request) -> HandlerResult {
-    http::admin(services, &request)?;
-    let created = services.create_concert(http::body(&request)?).await?;
+    let admin = http::admin(services, &request)?;
+    let created = services
+        .create_concert(&admin, http::body(&request)?)
+        .await?;
     let body = concert_with_dates(services, &created.concert, &created.schedules)?;
     http::json(201, &body)
 }

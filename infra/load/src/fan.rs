@@ -69,6 +69,8 @@ pub struct Outcome {
     pub gave_up: bool,
     /// Times the fan found their place ended and took a new one.
     pub reentered: u32,
+    /// The hold ran out before the payment reached it (410).
+    pub hold_ran_out: bool,
 }
 
 /// A place in line as the queue token's claims name it.
@@ -402,6 +404,12 @@ pub async fn fan(
         }
         (402, _) => {
             outcome.declined = true;
+            leave(api, &headers, journal).await?;
+            return Ok(outcome);
+        }
+        // Slowed down by faults, the fan took longer than the hold lasts.
+        (410, _) => {
+            outcome.hold_ran_out = true;
             leave(api, &headers, journal).await?;
             return Ok(outcome);
         }

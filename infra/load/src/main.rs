@@ -402,6 +402,7 @@ async fn main() -> Result<(), String> {
                     ("paid", o.paid),
                     ("paid, then cancelled", o.cancelled),
                     ("declined (402)", o.declined),
+                    ("hold ran out before paying (410)", o.hold_ran_out),
                     ("found no seats left", o.sold_out),
                     ("still waiting at the deadline", o.gave_up),
                 ] {

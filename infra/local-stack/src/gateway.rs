@@ -1,6 +1,8 @@
-//! The local stand-in for API Gateway: serves the routes of template.yaml on one port and runs
-//! the very endpoint functions the Lambda binaries run, with the request shaped as API Gateway
-//! would hand it over (path and query parameters set, body as received).
+//! The local stand-in for API Gateway and Lambda: serves the routes of template.yaml on one port
+//! and runs the very endpoint functions the Lambda binaries run, with the request shaped as API
+//! Gateway would hand it over (path and query parameters set, body as received) and the
+//! function's deadline in its Lambda context. As Lambda does, it stops a function at its
+//! timeout: the handler is dropped wherever it stands.
 
 use crate::template::Route;
 use functions::{routes, Handler};
@@ -27,6 +29,15 @@ struct BoundRoute {
     key: String,
     segments: Vec<Segment>,
     handler: Handler,
+    timeout: std::time::Duration,
+}
+
+/// What a request matched.
+struct Matched {
+    handler: Handler,
+    parameters: HashMap<String, String>,
+    key: String,
+    timeout: std::time::Duration,
 }
 
 enum Segment {
@@ -69,6 +80,7 @@ impl Router {
                     key: format!("{} {}", route.method, route.path),
                     segments,
                     handler,
+                    timeout: std::time::Duration::from_secs(route.timeout_seconds),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -85,7 +97,7 @@ impl Router {
     }
 
     /// The endpoint for a method and path, with the path parameters it binds.
-    fn find(&self, method: &str, path: &str) -> Option<(Handler, HashMap<String, String>, String)> {
+    fn find(&self, method: &str, path: &str) -> Option<Matched> {
         let parts: Vec<&str> = split(path).collect();
         self.routes.iter().find_map(|route| {
             if route.method != method || route.segments.len() != parts.len() {
@@ -105,7 +117,12 @@ impl Router {
                     }
                 }
             }
-            Some((route.handler, parameters, route.key.clone()))
+            Some(Matched {
+                handler: route.handler,
+                parameters,
+                key: route.key.clone(),
+                timeout: route.timeout,
+            })
         })
     }
 }
@@ -157,7 +174,7 @@ async fn handle(
                 .collect()
         })
         .unwrap_or_default();
-    let Some((handler, path_parameters, route_key)) = router.find(&method, &path) else {
+    let Some(matched) = router.find(&method, &path) else {
         return error(404, "NOT_FOUND", "no such route");
     };
     let (parts, body) = request.into_parts();
@@ -183,15 +200,29 @@ async fn handle(
     // What API Gateway tells a function about the request: the route it matched and an id.
     let mut context =
         lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
-    context.route_key = Some(route_key);
+    context.route_key = Some(matched.key);
     context.request_id = Some(uuid::Uuid::new_v4().to_string());
+    // What Lambda tells a function about its invocation: when it will be stopped.
+    let mut lambda_context = lambda_http::Context::default();
+    lambda_context.deadline = (chrono::Utc::now() + matched.timeout).timestamp_millis() as u64;
     let lambda_request = lambda_http::http::Request::from_parts(parts, body)
-        .with_path_parameters(path_parameters)
+        .with_path_parameters(matched.parameters)
         .with_query_string_parameters(query)
-        .with_request_context(lambda_http::request::RequestContext::ApiGatewayV2(context));
+        .with_request_context(lambda_http::request::RequestContext::ApiGatewayV2(context))
+        .with_lambda_context(lambda_context);
 
-    // `respond` writes the request's log line, as it does in the Lambda.
-    let response = functions::respond(services, handler, lambda_request).await;
+    // `respond` writes the request's log line, as it does in the Lambda. Past the function's
+    // timeout Lambda stops it mid-step (API Gateway then answers 503); `respond` answers
+    // SERVICE_BUSY itself well before, so this is the backstop.
+    let response = match tokio::time::timeout(
+        matched.timeout,
+        functions::respond(services, matched.handler, lambda_request),
+    )
+    .await
+    {
+        Ok(response) => response,
+        Err(_) => return error(503, "SERVICE_BUSY", "the function timed out"),
+    };
     let (parts, body) = response.into_parts();
     let bytes = match body {
         Body::Empty => Bytes::new(),
@@ -213,9 +244,13 @@ fn error_with(
     details: serde_json::Value,
 ) -> hyper::Response<Full<Bytes>> {
     let body = json!({"error": {"code": code, "message": message, "details": details}}).to_string();
-    hyper::Response::builder()
+    let mut response = hyper::Response::builder()
         .status(status)
-        .header("content-type", "application/json")
+        .header("content-type", "application/json");
+    if status == 503 {
+        response = response.header("retry-after", "1");
+    }
+    response
         .body(Full::new(Bytes::from(body)))
         .expect("static response parts are valid")
 }
@@ -229,6 +264,7 @@ mod tests {
             method: method.into(),
             path: path.into(),
             binary: binary.into(),
+            timeout_seconds: 10,
         }
     }
 
@@ -239,11 +275,16 @@ mod tests {
             route("GET", "/concerts/{concert_id}", "get-concert"),
         ])
         .unwrap();
-        let (_, params, key) = router.find("GET", "/concerts/abc%20d").unwrap();
-        assert_eq!(params["concert_id"], "abc d");
+        let matched = router.find("GET", "/concerts/abc%20d").unwrap();
+        assert_eq!(matched.parameters["concert_id"], "abc d");
         // Named as API Gateway names the route it matched.
-        assert_eq!(key, "GET /concerts/{concert_id}");
-        assert!(router.find("GET", "/concerts").unwrap().1.is_empty());
+        assert_eq!(matched.key, "GET /concerts/{concert_id}");
+        assert_eq!(matched.timeout, std::time::Duration::from_secs(10));
+        assert!(router
+            .find("GET", "/concerts")
+            .unwrap()
+            .parameters
+            .is_empty());
         assert!(router.find("POST", "/concerts").is_none());
         assert!(router.find("GET", "/concerts/a/b").is_none());
     }

@@ -30,6 +30,9 @@ pub struct StackOptions {
     /// Run the scheduled jobs every `config.admit_interval_seconds`. Tests that want to step
     /// admission themselves turn this off.
     pub run_scheduler: bool,
+    /// Every function's timeout instead of the template's (`FUNCTION_TIMEOUT_SECONDS`): the
+    /// emulators on a busy small machine answer in seconds what AWS answers in milliseconds.
+    pub function_timeout: Option<std::time::Duration>,
 }
 
 /// A running stack; dropping it (or [`RunningStack::stop`]) stops the gateway.
@@ -63,12 +66,20 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The logical id of the queue that carries entrants to the admitter.
 pub const ENTRY_QUEUE: &str = "EntryQueue";
+/// The logical id of the queue where messages no admitter can read go.
+pub const DEAD_LETTER_QUEUE: &str = "EntryDeadLetterQueue";
 /// The logical id of the domain-event bus.
 pub const EVENT_BUS: &str = "EventBus";
 
 pub async fn start(options: StackOptions) -> Result<RunningStack, StartError> {
     let template = template::Template::load(&options.template)?;
-    let router = gateway::Router::new(&template.routes()?)?;
+    let mut routes = template.routes()?;
+    if let Some(timeout) = options.function_timeout {
+        for route in &mut routes {
+            route.timeout_seconds = timeout.as_secs().max(1);
+        }
+    }
+    let router = gateway::Router::new(&routes)?;
     let jobs = template
         .scheduled_binaries()
         .into_iter()
@@ -100,6 +111,7 @@ pub async fn start(options: StackOptions) -> Result<RunningStack, StartError> {
             .url
             .clone(),
     );
+    config.dead_letter_queue_url = queues.get(DEAD_LETTER_QUEUE).map(|queue| queue.url.clone());
     let buses = resources::create_event_buses(
         &aws_sdk_eventbridge::Client::new(&aws),
         &template,

@@ -39,6 +39,10 @@ async fn main() -> Result<(), local_stack::StartError> {
         clock: Clock::system(),
         seed_demo: env("SEED_DEMO").as_deref().unwrap_or("1") == "1",
         run_scheduler: true,
+        function_timeout: env("FUNCTION_TIMEOUT_SECONDS")
+            .map(|seconds| seconds.parse().map(std::time::Duration::from_secs))
+            .transpose()
+            .map_err(|_| "FUNCTION_TIMEOUT_SECONDS must be a whole number of seconds")?,
     })
     .await?;
     println!("Ticketing API listening on {}", stack.url());

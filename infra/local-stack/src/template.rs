@@ -17,16 +17,24 @@ pub enum TemplateError {
     Shape(String),
 }
 
-/// An HttpApi route of a function: `GET /concerts/{concert_id}` → binary `get-concert`.
+/// An HttpApi route of a function: `GET /concerts/{concert_id}` → binary `get-concert`, with
+/// the function's timeout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {
     pub method: String,
     pub path: String,
     pub binary: String,
+    /// The function's `Timeout` (or the `Globals` one): Lambda stops it after this long.
+    pub timeout_seconds: u64,
 }
+
+/// Lambda's own default, for a function that sets no `Timeout`.
+const LAMBDA_DEFAULT_TIMEOUT_SECONDS: u64 = 3;
 
 pub struct Template {
     resources: Mapping,
+    /// `Globals.Function.Timeout`.
+    global_timeout_seconds: Option<u64>,
 }
 
 impl Template {
@@ -45,7 +53,15 @@ impl Template {
             .and_then(Value::as_mapping)
             .cloned()
             .ok_or_else(|| TemplateError::Shape("no Resources".into()))?;
-        Ok(Self { resources })
+        let global_timeout_seconds = document
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get("Timeout"))
+            .and_then(Value::as_u64);
+        Ok(Self {
+            resources,
+            global_timeout_seconds,
+        })
     }
 
     /// `(logical id, Properties)` of every resource of a CloudFormation type.
@@ -95,10 +111,17 @@ impl Template {
                             TemplateError::Shape(format!("{id}: HttpApi event has no {name}"))
                         })
                 };
+                let timeout_seconds = resource
+                    .get("Properties")
+                    .and_then(|p| p.get("Timeout"))
+                    .and_then(Value::as_u64)
+                    .or(self.global_timeout_seconds)
+                    .unwrap_or(LAMBDA_DEFAULT_TIMEOUT_SECONDS);
                 routes.push(Route {
                     method: field("Method")?.to_ascii_uppercase(),
                     path: field("Path")?,
                     binary: binary.to_owned(),
+                    timeout_seconds,
                 });
             }
         }
@@ -143,6 +166,9 @@ mod tests {
     use super::*;
 
     const TEMPLATE: &str = r#"
+Globals:
+  Function:
+    Timeout: 10
 Resources:
   Table:
     Type: AWS::DynamoDB::Table
@@ -179,6 +205,8 @@ Resources:
                 method: "GET".into(),
                 path: "/concerts/{concert_id}".into(),
                 binary: "get-concert".into(),
+                // The function sets none: the Globals' timeout.
+                timeout_seconds: 10,
             }]
         );
     }

@@ -101,9 +101,11 @@ pub async fn walk(api: &TestApi, meter: &Meter) -> Vec<Step> {
     let concert = walk
         .request(
             "POST /admin/concerts",
-            2,
-            "the date and its 50 seats in BatchWriteItem calls of 25 items, sent together; then \
-             the concert item, last, so a failure midway leaves nothing reachable",
+            3,
+            "the request's claim with the whole draft first (the same request made again finds \
+             it and gives the same concert, finished if the first stopped midway); the date and \
+             its 50 seats in BatchWriteItem calls of 25 items, sent together; then the concert \
+             item, last, so a failure midway leaves nothing reachable",
             api.post("/admin/concerts", Some(&admin), concert_body(1)),
         )
         .await;
@@ -159,8 +161,9 @@ pub async fn walk(api: &TestApi, meter: &Meter) -> Vec<Step> {
     walk.job(
         "admitter step (one entrant)",
         4,
-        "once a step, the list of pre-queues to drain; then the admission item with the shards' \
-         progress, then the active list (in that order, so that a list another admitter changed \
+        "once a step, the lists of pre-queues to drain and of concerts with stashed places, \
+         together; then the admission item with the shards' progress, counters and stashes, \
+         then the active list (in that order, so that a list another admitter changed \
          meanwhile fails the write's version condition), then one transaction activates the \
          token, adds the shopper to the list and moves the shard's progress; SQS receive and \
          delete around it",

@@ -5,7 +5,7 @@ use crate::catalog::{Concert, ConcertStatus, NewConcert, Schedule};
 use crate::error::{DomainError, Result};
 use crate::ids::{new_id, parse_id};
 use crate::runtime::Services;
-use crate::store::ConcertPage;
+use crate::store::{ClaimOf, Claimed, ConcertPage, ImportClaim};
 
 /// A new concert and the dates that were created with it.
 pub struct CreatedConcert {
@@ -14,9 +14,21 @@ pub struct CreatedConcert {
 }
 
 impl Services {
-    pub async fn create_concert(&self, body: NewConcert) -> Result<CreatedConcert> {
+    /// `POST /admin/concerts`. Creating a concert is many writes (its dates and seats in
+    /// batches, then the concert item, which makes it visible), and the function may stop
+    /// between any two. So the request is claimed first, with the whole draft: the same request
+    /// made again (after a lost answer, a timeout, or twice at once) finds the claim and gives
+    /// the same concert, finishing it if the first attempt stopped midway.
+    pub async fn create_concert(
+        &self,
+        admin: &Principal,
+        body: NewConcert,
+    ) -> Result<CreatedConcert> {
         let seats = body.validate()?;
-        let concert = body.concert(self.clock.now());
+        let request_key = request_key(admin, &body);
+        let of = ClaimOf::Request(&request_key);
+        let now = self.clock.now();
+        let concert = body.concert(now);
         let mut schedules: Vec<Schedule> = body
             .schedules
             .iter()
@@ -28,10 +40,33 @@ impl Services {
             })
             .collect();
         schedules.sort_by_key(|schedule| schedule.starts_at);
-        self.store
-            .create_concert(&concert, &schedules, &seats)
-            .await?;
-        Ok(CreatedConcert { concert, schedules })
+        let claim = ImportClaim {
+            source_url: String::new(),
+            concert,
+            schedules,
+            seats,
+            claimed_at: now,
+        };
+        match self.store.claim_import(of, &claim).await? {
+            Claimed::Won => {
+                self.store
+                    .create_concert(&claim.concert, &claim.schedules, &claim.seats)
+                    .await?;
+                Ok(CreatedConcert {
+                    concert: claim.concert,
+                    schedules: claim.schedules,
+                })
+            }
+            Claimed::Existing(claim) => self.finish_creation(of, *claim).await,
+        }
+    }
+
+    async fn finish_creation(&self, of: ClaimOf<'_>, claim: ImportClaim) -> Result<CreatedConcert> {
+        match self.finish_claimed(of, claim).await? {
+            Some((concert, schedules)) => Ok(CreatedConcert { concert, schedules }),
+            // The same request is being carried out right now.
+            None => Err(DomainError::busy()),
+        }
     }
 
     /// A concert by the id from a path. An id that is not a UUID names no concert: `NOT_FOUND`.
@@ -115,4 +150,12 @@ impl Services {
             })
             .collect())
     }
+}
+
+/// A digest of an admin and their request: the same body from the same admin is the same
+/// request.
+fn request_key(admin: &Principal, body: &NewConcert) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{}\n{body:?}", admin.user_id).as_bytes());
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }

@@ -11,7 +11,7 @@ use crate::catalog::{Concert, NewConcert, NewSchedule, Schedule, SeatMap, Sectio
 use crate::error::{DomainError, Result};
 use crate::ids::new_id;
 use crate::runtime::Services;
-use crate::store::{Claimed, ImportClaim};
+use crate::store::{ClaimOf, Claimed, ImportClaim};
 use chrono::{DateTime, Duration, Utc};
 use importer::{FetchPolicy, ImportError, ImportedPage};
 use serde::Deserialize;
@@ -54,8 +54,9 @@ impl Services {
             .set_last_entered_url(principal.user_id, normalised.as_str(), now)
             .await?;
         let page_key = page_key(&normalised);
-        if let Some(claim) = self.store.import_claim(&page_key).await? {
-            return self.finish_import(&page_key, claim).await;
+        let of = ClaimOf::Page(&page_key);
+        if let Some(claim) = self.store.import_claim(of).await? {
+            return self.finish_import(of, claim).await;
         }
         // Each fetch costs an outbound request of up to 5 s: a fan gets a few a minute.
         if self
@@ -72,7 +73,7 @@ impl Services {
             .await
             .map_err(import_error)?;
         let claim = draft(&page, &normalised, now)?;
-        match self.store.claim_import(&page_key, &claim).await? {
+        match self.store.claim_import(of, &claim).await? {
             Claimed::Won => {
                 self.store
                     .create_concert(&claim.concert, &claim.schedules, &claim.seats)
@@ -82,39 +83,48 @@ impl Services {
                     schedules: claim.schedules,
                 })
             }
-            Claimed::Existing(claim) => self.finish_import(&page_key, *claim).await,
+            Claimed::Existing(claim) => self.finish_import(of, *claim).await,
         }
     }
 
-    /// The concert of a page claimed before: read it, or wait while its creator finishes it,
-    /// or finish it if the creator is gone.
-    async fn finish_import(&self, page_key: &str, claim: ImportClaim) -> Result<Imported> {
+    async fn finish_import(&self, of: ClaimOf<'_>, claim: ImportClaim) -> Result<Imported> {
+        match self.finish_claimed(of, claim).await? {
+            Some((concert, schedules)) => Ok(Imported { concert, schedules }),
+            None => Err(DomainError::ImportFailed(
+                "this page is being imported right now; try again in a moment".to_owned(),
+            )),
+        }
+    }
+
+    /// The concert of a claim made before: read it, or wait while its creator finishes it, or
+    /// finish it if the creator is gone (stopped between claiming and finishing). `None` if
+    /// its creator is still at work after a few seconds.
+    pub(super) async fn finish_claimed(
+        &self,
+        of: ClaimOf<'_>,
+        claim: ImportClaim,
+    ) -> Result<Option<(Concert, Vec<Schedule>)>> {
         let started = std::time::Instant::now();
         loop {
-            if let Some((concert, schedules)) = self
+            if let Some(created) = self
                 .store
                 .concert_with_schedules(claim.concert.concert_id)
                 .await?
             {
-                return Ok(Imported { concert, schedules });
+                return Ok(Some(created));
             }
             if self
                 .store
-                .take_over_import(page_key, &claim, self.clock.now())
+                .take_over_import(of, &claim, self.clock.now())
                 .await?
             {
                 self.store
                     .create_concert(&claim.concert, &claim.schedules, &claim.seats)
                     .await?;
-                return Ok(Imported {
-                    concert: claim.concert,
-                    schedules: claim.schedules,
-                });
+                return Ok(Some((claim.concert, claim.schedules)));
             }
             if started.elapsed() > std::time::Duration::from_millis(WAIT_FOR_OTHER_IMPORT_MS) {
-                return Err(DomainError::ImportFailed(
-                    "this page is being imported right now; try again in a moment".to_owned(),
-                ));
+                return Ok(None);
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }

@@ -12,10 +12,17 @@ mod reservations;
 pub use catalog::{CreatedConcert, ScheduleAvailability};
 pub use import::{normalise, ImportRequest, Imported};
 pub use money::{Replied, ScheduleSales};
+pub use queue::line::MissingSince;
 pub use queue::{AdmitReport, Admitted, EnterQueue, Place, QueueView};
 mod users;
 
 use crate::error::{DomainError, Result};
+
+/// How long after a hold, a cancellation or a signup the same request made again is taken as a
+/// retry of the first and answered as it was (API.md: a 409 is never about the caller's own
+/// earlier attempt). Longer than any client's retries of one request; after it, the contract's
+/// 409.
+pub const REPEAT_WINDOW_SECONDS: i64 = 120;
 
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
 pub const MAX_PAGE_SIZE: i32 = 100;

@@ -42,6 +42,19 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(millis)).await;
 }
 
+/// The answer when every attempt lost a race: `RATE_LIMITED` if the account kept changing under
+/// us (other requests of the same user), `SERVICE_BUSY` if the store kept refusing (throttled
+/// or busy items).
+fn gave_up(contended: bool) -> DomainError {
+    if contended {
+        DomainError::RateLimited(
+            "too many concurrent changes to this balance; retry with the same key",
+        )
+    } else {
+        DomainError::busy()
+    }
+}
+
 /// A recorded first answer as the reply to `request`, or `IDEMPOTENCY_KEY_REUSED` if it
 /// answered another request.
 fn replayed(outcome: IdempotentOutcome, request: &str) -> Result<Replied> {
@@ -86,7 +99,11 @@ impl Services {
         };
         match attempt().await {
             Ok(replied) => Ok(replied),
-            Err(err @ (DomainError::Internal(_) | DomainError::RateLimited(_))) => Err(err),
+            Err(
+                err @ (DomainError::Internal(_)
+                | DomainError::RateLimited(_)
+                | DomainError::ServiceBusy { .. }),
+            ) => Err(err),
             Err(err) => match self.replay(user_id, key, request).await? {
                 Some(replied) => Ok(replied),
                 None => Err(err),
@@ -117,6 +134,7 @@ impl Services {
         request: &str,
         amount: i64,
     ) -> Result<Replied> {
+        let mut contended = false;
         for attempt in 0..MAX_ATTEMPTS {
             let (account, replay) = self.store.account_and_replay(user_id, key).await?;
             if let Some(outcome) = replay {
@@ -145,15 +163,16 @@ impl Services {
                     return Ok(replied);
                 }
                 // The same key won a race with itself: `idempotently` answers what it answered.
-                Err(roles) if roles.contains(&Role::Idempotency) => {
+                Err(cancelled) if cancelled.failed(Role::Idempotency) => {
                     return Err(DomainError::IdempotencyKeyReused)
                 }
-                Err(_) => backoff(attempt).await,
+                Err(cancelled) => {
+                    contended = !cancelled.failed.is_empty();
+                    backoff(attempt).await
+                }
             }
         }
-        Err(DomainError::RateLimited(
-            "too many concurrent changes to this balance; retry with the same key",
-        ))
+        Err(gave_up(contended))
     }
 
     /// `GET /balance`.
@@ -228,6 +247,7 @@ impl Services {
         key: Option<&str>,
         request: &str,
     ) -> Result<Replied> {
+        let mut contended = false;
         for attempt in 0..MAX_ATTEMPTS {
             let context = self
                 .store
@@ -261,7 +281,7 @@ impl Services {
                 new_id(),
                 now,
             );
-            let roles = match applied {
+            let cancelled = match applied {
                 Err(declined @ DomainError::InsufficientBalance { .. }) => {
                     let outcome = IdempotentOutcome {
                         request: request.to_owned(),
@@ -285,7 +305,7 @@ impl Services {
                                 .await;
                             return Err(declined);
                         }
-                        Err(roles) => roles,
+                        Err(cancelled) => cancelled,
                     }
                 }
                 Err(other) => return Err(other),
@@ -337,11 +357,11 @@ impl Services {
                                 .await;
                             return Ok(replied);
                         }
-                        Err(roles) => roles,
+                        Err(cancelled) => cancelled,
                     }
                 }
             };
-            if roles.contains(&Role::Idempotency) {
+            if cancelled.failed(Role::Idempotency) {
                 // The same key won a race with itself: `idempotently` answers what it answered.
                 return Err(DomainError::IdempotencyKeyReused);
             }
@@ -357,23 +377,24 @@ impl Services {
                 Role::Seat,
                 Role::Sales,
             ];
-            if !roles.iter().all(|role| retryable.contains(role)) {
+            if !cancelled.failed.iter().all(|role| retryable.contains(role)) {
                 return Err(DomainError::internal(format!(
-                    "payment failed on {roles:?}"
+                    "payment failed on {:?}",
+                    cancelled.failed
                 )));
             }
-            // Something changed under us (a racing payment, a charge, expiry): read again,
-            // and the next round either succeeds or says precisely why not.
+            // Something changed under us (a racing payment, a charge, expiry) or was busy:
+            // read again, and the next round either succeeds or says precisely why not.
+            contended = !cancelled.failed.is_empty();
             backoff(attempt).await;
         }
-        Err(DomainError::RateLimited(
-            "too many concurrent changes to this balance; retry with the same key",
-        ))
+        Err(gave_up(contended))
     }
 
     /// `POST /reservations/{id}/cancel`: a confirmed booking, before its show, is cancelled,
     /// its seats go back on sale and its amount is refunded. One transaction.
     pub async fn cancel_booking(&self, principal: &Principal, raw_id: &str) -> Result<Reservation> {
+        let mut contended = false;
         for attempt in 0..MAX_ATTEMPTS {
             let (reservation, account) = tokio::try_join!(
                 self.my_reservation(principal, raw_id),
@@ -381,6 +402,15 @@ impl Services {
             )?;
             let account = account.ok_or(DomainError::NotFound("user"))?;
             let now = self.clock.now();
+            if reservation.status(now) == ReservationStatus::Cancelled
+                && reservation.cancelled_at.is_some_and(|at| {
+                    now - at <= chrono::Duration::seconds(super::REPEAT_WINDOW_SECONDS)
+                })
+            {
+                // Cancelled by the owner moments ago: this is that cancellation asked again
+                // (its answer was lost), and its answer is the same.
+                return Ok(reservation);
+            }
             if reservation.status(now) != ReservationStatus::Confirmed {
                 return Err(DomainError::ReservationNotPayable);
             }
@@ -425,8 +455,8 @@ impl Services {
                         ..reservation
                     });
                 }
-                Err(roles)
-                    if roles.iter().all(|role| {
+                Err(cancelled)
+                    if cancelled.failed.iter().all(|role| {
                         matches!(
                             role,
                             Role::Account
@@ -437,16 +467,18 @@ impl Services {
                         )
                     }) =>
                 {
+                    contended = !cancelled.failed.is_empty();
                     backoff(attempt).await
                 }
-                Err(roles) => {
-                    return Err(DomainError::internal(format!("cancel failed on {roles:?}")))
+                Err(cancelled) => {
+                    return Err(DomainError::internal(format!(
+                        "cancel failed on {:?}",
+                        cancelled.failed
+                    )))
                 }
             }
         }
-        Err(DomainError::RateLimited(
-            "too many concurrent changes to this balance; retry",
-        ))
+        Err(gave_up(contended))
     }
 
     /// `GET /admin/concerts/{id}/sales`.

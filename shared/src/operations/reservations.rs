@@ -1,5 +1,6 @@
 //! Seat maps, holds, and the owner's view and release of a reservation; the hold sweeper.
 
+use super::REPEAT_WINDOW_SECONDS;
 use crate::auth::Principal;
 use crate::catalog::{ConcertStatus, SeatState, SeatStatus};
 use crate::error::{DomainError, Result};
@@ -11,6 +12,9 @@ use crate::runtime::Services;
 use crate::store::{keys, HoldConflict, HOLD_SHARDS};
 use chrono::Duration;
 use uuid::Uuid;
+
+/// Reads and transactions a hold tries before it answers `SERVICE_BUSY`.
+const HOLD_ATTEMPTS: u32 = 3;
 
 /// Expired holds one sweeper run tidies at most per index shard (more wait for the next run).
 const SWEEP_PAGE: i32 = 100;
@@ -70,6 +74,14 @@ impl Services {
     }
 
     /// `POST /reservations`: holds 1..4 seats together for `HOLD_TTL_SECONDS`, all or none.
+    ///
+    /// A fresh read decides: seats it shows taken are refused at once (DynamoDB bills a failed
+    /// conditional write, so sure losers are turned away by a read). A transaction that then
+    /// loses a race, or meets a busy item, is judged again from a new read, so a 409 always
+    /// rests on a read that shows the seats taken. Seats the read shows held by the caller's
+    /// own hold of exactly these seats, made with the same queue token moments ago, are the
+    /// caller's earlier attempt of this very request (its answer was lost, or the client sent
+    /// it twice): that hold is the answer, not a conflict.
     pub async fn hold(
         &self,
         principal: &Principal,
@@ -78,101 +90,159 @@ impl Services {
     ) -> Result<Reservation> {
         let (schedule_id, seat_nos) = body.validate()?;
         let claims = self.admission_claims(principal, queue_token)?;
-        // The concert and the date from this process's cache if it has both (they never change
-        // after creation), so that an on-sale's holds do not all read one concert partition.
-        let cached = (
-            self.catalog.concert(claims.cid),
-            self.catalog.schedule(claims.cid, schedule_id),
-        );
-        let with_catalog = cached.0.is_none() || cached.1.is_none();
-        let context = self
-            .store
-            .hold_context(
-                claims.cid,
+        for attempt in 0..HOLD_ATTEMPTS {
+            // The concert and the date from this process's cache if it has both (they never
+            // change after creation), so that an on-sale's holds do not all read one concert
+            // partition.
+            let cached = (
+                self.catalog.concert(claims.cid),
+                self.catalog.schedule(claims.cid, schedule_id),
+            );
+            let with_catalog = cached.0.is_none() || cached.1.is_none();
+            let context = self
+                .store
+                .hold_context(
+                    claims.cid,
+                    schedule_id,
+                    &seat_nos,
+                    principal.user_id,
+                    claims.shd,
+                    with_catalog,
+                )
+                .await?;
+            let token_id = claims.tid;
+            self.check_admitted(claims.clone(), context.token, &context.progress)?;
+            let (concert, schedule) = if with_catalog {
+                (context.concert, context.schedule)
+            } else {
+                cached
+            };
+            let (Some(concert), Some(schedule)) = (concert, schedule) else {
+                // The schedule is not one of the concert the queue token admits to.
+                return Err(DomainError::NotFound("schedule"));
+            };
+            if with_catalog {
+                self.catalog.keep_concert(&concert);
+                self.catalog.keep_schedule(&schedule);
+            }
+            let now = self.clock.now();
+            if concert.status(now) != ConcertStatus::BookingOpen || schedule.starts_at <= now {
+                return Err(DomainError::BookingClosed("this date is not on sale"));
+            }
+            if context.seats.len() != seat_nos.len() {
+                return Err(DomainError::NotFound("seat"));
+            }
+            let taken: Vec<u32> = context
+                .seats
+                .iter()
+                .filter(|seat| seat.status(now) != SeatStatus::Available)
+                .map(|seat| seat.seat.seat_no)
+                .collect();
+            if !taken.is_empty() {
+                if let Some(own) = self
+                    .own_hold(principal, token_id, schedule_id, &context.seats)
+                    .await?
+                {
+                    return Ok(own);
+                }
+                metrics::count("SeatConflicts", 1);
+                return Err(DomainError::SeatUnavailable { seat_nos: taken });
+            }
+            let seats: Vec<ReservedSeat> = context
+                .seats
+                .into_iter()
+                .map(|state| ReservedSeat {
+                    seat_no: state.seat.seat_no,
+                    section: state.seat.section,
+                    row: state.seat.row,
+                    grade: state.seat.grade,
+                    price: state.seat.price,
+                })
+                .collect();
+            let reservation = Reservation {
+                reservation_id: new_id(),
+                user_id: principal.user_id,
                 schedule_id,
-                &seat_nos,
-                principal.user_id,
-                claims.shd,
-                with_catalog,
-            )
-            .await?;
-        let token_id = claims.tid;
-        self.check_admitted(claims, context.token, &context.progress)?;
-        let (concert, schedule) = if with_catalog {
-            (context.concert, context.schedule)
-        } else {
-            cached
-        };
-        let (Some(concert), Some(schedule)) = (concert, schedule) else {
-            // The schedule is not one of the concert the queue token admits to.
-            return Err(DomainError::NotFound("schedule"));
-        };
-        if with_catalog {
-            self.catalog.keep_concert(&concert);
-            self.catalog.keep_schedule(&schedule);
+                concert_id: concert.concert_id,
+                concert_title: concert.title,
+                starts_at: schedule.starts_at,
+                amount: seats.iter().map(|seat| seat.price).sum(),
+                seats,
+                status: ReservationStatus::Held,
+                created_at: now,
+                expires_at: now + Duration::seconds(self.config.hold_ttl_seconds),
+                payment_id: None,
+                paid_at: None,
+                cancelled_at: None,
+                refund: None,
+                queue_token_id: Some(token_id),
+            };
+            match self.store.create_hold(&reservation, token_id, now).await? {
+                Ok(()) => {
+                    metrics::count("HoldsCreated", 1);
+                    self.events
+                        .publish(vec![DomainEvent::about("HoldCreated", &reservation, None)])
+                        .await;
+                    return Ok(reservation);
+                }
+                // Someone's hold landed between the read and the write, or an item was busy:
+                // the next read says which, and what to answer.
+                Err(HoldConflict::Seats(_) | HoldConflict::Busy) => {
+                    let jitter = (Uuid::new_v4().as_u128() % 20) as u64;
+                    tokio::time::sleep(std::time::Duration::from_millis((10 << attempt) + jitter))
+                        .await;
+                }
+                Err(HoldConflict::QueueToken) => {
+                    return Err(DomainError::QueueTokenExpired(
+                        "the queue token is no longer active",
+                    ))
+                }
+            }
         }
+        Err(DomainError::busy())
+    }
+
+    /// The caller's own live hold of exactly `seats` (as read: all held by one reservation),
+    /// made with queue token `token_id` within [`REPEAT_WINDOW_SECONDS`]: the earlier attempt
+    /// of the request being made again. One read of the caller's reservation, and only when
+    /// every seat asked for is held by the same one.
+    async fn own_hold(
+        &self,
+        principal: &Principal,
+        token_id: Uuid,
+        schedule_id: Uuid,
+        seats: &[SeatState],
+    ) -> Result<Option<Reservation>> {
         let now = self.clock.now();
-        if concert.status(now) != ConcertStatus::BookingOpen || schedule.starts_at <= now {
-            return Err(DomainError::BookingClosed("this date is not on sale"));
-        }
-        if context.seats.len() != seat_nos.len() {
-            return Err(DomainError::NotFound("seat"));
-        }
-        // A fresh read already shows these taken: refuse without paying for a failed write.
-        let taken: Vec<u32> = context
-            .seats
+        let holders: std::collections::BTreeSet<Option<Uuid>> = seats
             .iter()
-            .filter(|seat| seat.status(now) != SeatStatus::Available)
-            .map(|seat| seat.seat.seat_no)
-            .collect();
-        if !taken.is_empty() {
-            metrics::count("SeatConflicts", 1);
-            return Err(DomainError::SeatUnavailable { seat_nos: taken });
-        }
-        let seats: Vec<ReservedSeat> = context
-            .seats
-            .into_iter()
-            .map(|state| ReservedSeat {
-                seat_no: state.seat.seat_no,
-                section: state.seat.section,
-                row: state.seat.row,
-                grade: state.seat.grade,
-                price: state.seat.price,
+            .map(|seat| {
+                (seat.status(now) == SeatStatus::Held)
+                    .then_some(seat.reservation_id)
+                    .flatten()
             })
             .collect();
-        let reservation = Reservation {
-            reservation_id: new_id(),
-            user_id: principal.user_id,
-            schedule_id,
-            concert_id: concert.concert_id,
-            concert_title: concert.title,
-            starts_at: schedule.starts_at,
-            amount: seats.iter().map(|seat| seat.price).sum(),
-            seats,
-            status: ReservationStatus::Held,
-            created_at: now,
-            expires_at: now + Duration::seconds(self.config.hold_ttl_seconds),
-            payment_id: None,
-            paid_at: None,
-            cancelled_at: None,
-            refund: None,
+        let [Some(reservation_id)] = holders.into_iter().collect::<Vec<_>>()[..] else {
+            return Ok(None);
         };
-        match self.store.create_hold(&reservation, token_id, now).await? {
-            Ok(()) => {
-                metrics::count("HoldsCreated", 1);
-                self.events
-                    .publish(vec![DomainEvent::about("HoldCreated", &reservation, None)])
-                    .await;
-                Ok(reservation)
-            }
-            Err(HoldConflict::Seats(seat_nos)) => {
-                metrics::count("SeatConflicts", 1);
-                Err(DomainError::SeatUnavailable { seat_nos })
-            }
-            Err(HoldConflict::QueueToken) => Err(DomainError::QueueTokenExpired(
-                "the queue token is no longer active",
-            )),
-        }
+        let Some(reservation) = self
+            .store
+            .reservation(principal.user_id, reservation_id)
+            .await?
+        else {
+            // Someone else's.
+            return Ok(None);
+        };
+        let mut asked: Vec<u32> = seats.iter().map(|seat| seat.seat.seat_no).collect();
+        asked.sort_unstable();
+        let mut held = reservation.seat_nos();
+        held.sort_unstable();
+        let same_request = reservation.status(now) == ReservationStatus::Held
+            && reservation.schedule_id == schedule_id
+            && held == asked
+            && reservation.queue_token_id == Some(token_id)
+            && now - reservation.created_at <= Duration::seconds(REPEAT_WINDOW_SECONDS);
+        Ok(same_request.then_some(reservation))
     }
 
     /// One of the caller's reservations; anyone else's is `NOT_FOUND`.

@@ -11,7 +11,8 @@ impl Services {
         signup.validate()?;
         let password = signup.password;
         // Hashing is deliberately slow CPU work; keep it off the async workers.
-        let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        let to_hash = password.clone();
+        let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&to_hash))
             .await
             .map_err(DomainError::internal)??;
         let user = User {
@@ -23,8 +24,37 @@ impl Services {
             last_entered_url: None,
             last_entered_at: None,
         };
-        self.store.create_user(&user, &password_hash).await?;
-        Ok(user)
+        match self.store.create_user(&user, &password_hash).await {
+            Err(DomainError::UsernameTaken) => match self.own_signup(&user, password).await? {
+                Some(earlier) => Ok(earlier),
+                None => Err(DomainError::UsernameTaken),
+            },
+            other => other.map(|()| user),
+        }
+    }
+
+    /// The account a signup made moments ago with this very name, password and display name:
+    /// the same signup made again (its answer was lost), answered as it was, never as
+    /// `USERNAME_TAKEN`. Only within the repeat window, so that it tells nothing about older
+    /// accounts.
+    async fn own_signup(&self, asked: &User, password: String) -> Result<Option<User>> {
+        let Some(credentials) = self.store.credentials(&asked.username).await? else {
+            return Ok(None);
+        };
+        let Some(existing) = self.store.user(credentials.user_id).await? else {
+            return Ok(None);
+        };
+        let recent = self.clock.now() - existing.created_at
+            <= chrono::Duration::seconds(super::REPEAT_WINDOW_SECONDS);
+        if !recent || existing.name != asked.name {
+            return Ok(None);
+        }
+        let hash = credentials.password_hash;
+        let same_password =
+            tokio::task::spawn_blocking(move || auth::verify_password(&password, Some(&hash)))
+                .await
+                .map_err(DomainError::internal)?;
+        Ok(same_password.then_some(existing))
     }
 
     /// A wrong username and a wrong password get the same answer, in about the same time.

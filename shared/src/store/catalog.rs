@@ -1,51 +1,14 @@
 //! Concerts, schedules and seat maps.
 
-use super::holds::millis;
-use super::{cursor, from_item, keys, s, sdk_error, sort_key, to_item, Item, Store};
+use super::items::{millis, ConcertItem, ScheduleItem, SeatItem};
+use super::{applied, cursor, from_item, keys, s, sdk_error, sort_key, to_item, Item, Store};
 use crate::catalog::{Concert, Schedule, Seat, SeatStatus};
 use crate::error::{DomainError, Result};
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use chrono::{DateTime, Utc};
 use futures::{stream, StreamExt, TryStreamExt};
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use uuid::Uuid;
-
-#[derive(Serialize, Deserialize)]
-pub(crate) struct ConcertItem {
-    pk: String,
-    sk: String,
-    gsi1pk: String,
-    gsi1sk: String,
-    #[serde(flatten)]
-    pub concert: Concert,
-}
-
-#[derive(Serialize, Deserialize)]
-pub(crate) struct ScheduleItem {
-    pk: String,
-    sk: String,
-    #[serde(flatten)]
-    pub schedule: Schedule,
-}
-
-/// A seat of one schedule. `status` is `AVAILABLE` when written; holds and bookings change it,
-/// and while it is HELD or BOOKED `reservation_id` says by whom. A HELD seat is free again the
-/// moment `hold_expires_at` (epoch ms) has passed.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct SeatItem {
-    pub pk: String,
-    pub sk: String,
-    pub schedule_id: Uuid,
-    pub concert_id: Uuid,
-    pub status: SeatStatus,
-    #[serde(default)]
-    pub reservation_id: Option<Uuid>,
-    #[serde(default)]
-    pub hold_expires_at: Option<i64>,
-    #[serde(flatten)]
-    pub seat: Seat,
-}
 
 /// One page of the concert list and the opaque cursor of the next, if any.
 pub struct ConcertPage {
@@ -111,14 +74,17 @@ impl Store {
             gsi1sk: concert.concert_id.to_string(),
             concert: concert.clone(),
         })?;
-        self.client
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(concert_item))
             .condition_expression("attribute_not_exists(pk)")
             .send()
-            .await
-            .map_err(|err| sdk_error("create_concert", err))?;
+            .await;
+        // Written already: by this very call (its answer was lost and the SDK retried it), or
+        // by whoever finished the same claimed draft. The id is the draft's own either way.
+        applied("create_concert", result)?;
         Ok(())
     }
 

@@ -5,22 +5,21 @@
 //! ACTIVE. Releasing and expiring give seats back only if they are still held by that very
 //! reservation, so a late sweeper can never free a seat someone else has since taken.
 
-use super::catalog::{ConcertItem, ScheduleItem, SeatItem};
-use super::queue::{progress_key, token_key, ProgressItem, TokenItem};
+use super::items::{
+    cancellation_reasons, key, millis, progress_key, reservation_key, seat_key, seat_state,
+    token_key, ConcertItem, ProgressItem, ReservationItem, ScheduleItem, SeatItem, TokenItem,
+};
 use super::{
-    applied, from_item, keys, s, sdk_error, sort_key, to_item, Item, Role, Store, Transaction,
+    applied, from_item, keys, s, sdk_error, sort_key, to_item, Item, Reason, Role, Store,
+    Transaction,
 };
 use crate::catalog::{Concert, Schedule, SeatState, SeatStatus};
 use crate::error::{DomainError, Result};
 use crate::queue::{QueueToken, ShardProgress};
 use crate::reservations::{Reservation, ReservationStatus};
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update,
-};
-use chrono::{DateTime, TimeZone, Utc};
-use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use aws_sdk_dynamodb::types::{ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// Held reservations are indexed by expiry over this many GSI partitions, so the index of an
@@ -29,21 +28,6 @@ use uuid::Uuid;
 pub const HOLD_SHARDS: u128 = 32;
 /// Kept this long after a hold ends unpaid, then DynamoDB's TTL may delete the reservation.
 const UNPAID_RETENTION_SECONDS: i64 = 7 * 86_400;
-
-#[derive(Serialize, Deserialize)]
-pub(crate) struct ReservationItem {
-    pk: String,
-    sk: String,
-    /// `HOLDS#{shard}` while HELD, absent otherwise (a sparse index of live holds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    gsi1pk: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    gsi1sk: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    ttl: Option<i64>,
-    #[serde(flatten)]
-    pub reservation: Reservation,
-}
 
 /// Everything a hold request must know before it writes, read together.
 pub struct HoldContext {
@@ -59,42 +43,12 @@ pub struct HoldContext {
 /// Why a hold transaction did not go through.
 #[derive(Debug, PartialEq)]
 pub enum HoldConflict {
-    /// These seats were taken (or are being taken) by someone else.
+    /// These seats failed their condition: taken since they were read.
     Seats(Vec<u32>),
+    /// An item was busy (another transaction on it) or throttled: nothing is known taken.
+    Busy,
     /// The queue token is no longer ACTIVE.
     QueueToken,
-}
-
-pub(crate) fn millis(at: DateTime<Utc>) -> AttributeValue {
-    AttributeValue::N(at.timestamp_millis().to_string())
-}
-
-fn key(pk: String, sk: String) -> Item {
-    HashMap::from([(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))])
-}
-
-pub(crate) fn seat_key(schedule_id: Uuid, seat_no: u32) -> Item {
-    key(
-        keys::seat_partition(schedule_id, seat_no),
-        keys::seat_sk(seat_no),
-    )
-}
-
-pub(crate) fn reservation_key(user_id: Uuid, reservation_id: Uuid) -> Item {
-    key(keys::user(user_id), keys::reservation_sk(reservation_id))
-}
-
-pub(crate) fn seat_state(item: SeatItem) -> SeatState {
-    SeatState {
-        seat: item.seat,
-        schedule_id: item.schedule_id,
-        concert_id: item.concert_id,
-        status: item.status,
-        reservation_id: item.reservation_id,
-        hold_expires_at: item
-            .hold_expires_at
-            .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
-    }
 }
 
 fn hold_shard(reservation_id: Uuid) -> u128 {
@@ -105,27 +59,6 @@ fn hold_shard(reservation_id: Uuid) -> u128 {
 /// order, then the id to keep keys unique.
 fn hold_index_sk(expires_at: DateTime<Utc>, reservation_id: Uuid) -> String {
     format!("{:013}#{reservation_id}", expires_at.timestamp_millis())
-}
-
-/// The index of each cancellation reason that is not "None", with its code.
-pub(crate) fn cancellation_reasons(
-    err: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-) -> Option<Vec<(usize, String)>> {
-    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-    match err {
-        TransactWriteItemsError::TransactionCanceledException(cancelled) => Some(
-            cancelled
-                .cancellation_reasons()
-                .iter()
-                .enumerate()
-                .filter_map(|(index, reason)| match reason.code() {
-                    None | Some("None") => None,
-                    Some(code) => Some((index, code.to_owned())),
-                })
-                .collect(),
-        ),
-        _ => None,
-    }
 }
 
 impl Store {
@@ -317,18 +250,28 @@ impl Store {
                 let Some(reasons) = err.as_service_error().and_then(cancellation_reasons) else {
                     return Err(sdk_error("create_hold", err));
                 };
+                let failed = |(index, code): &&(usize, String)| {
+                    Reason::of(code) == Some(Reason::Condition) && *index <= seat_nos.len() + 1
+                };
                 let taken: Vec<u32> = reasons
                     .iter()
+                    .filter(failed)
                     .filter(|(index, _)| *index < seat_nos.len())
                     .map(|(index, _)| seat_nos[*index])
                     .collect();
-                if !taken.is_empty() {
-                    Ok(Err(HoldConflict::Seats(taken)))
-                } else if reasons
+                if reasons
                     .iter()
+                    .filter(failed)
                     .any(|(index, _)| *index == seat_nos.len() + 1)
                 {
                     Ok(Err(HoldConflict::QueueToken))
+                } else if !taken.is_empty() {
+                    Ok(Err(HoldConflict::Seats(taken)))
+                } else if reasons
+                    .iter()
+                    .all(|(_, code)| Reason::of(code) == Some(Reason::Busy))
+                {
+                    Ok(Err(HoldConflict::Busy))
                 } else {
                     Err(sdk_error("create_hold", err))
                 }
@@ -408,7 +351,6 @@ impl Store {
         reservation: &Reservation,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut last = Vec::new();
         for attempt in 0..3u64 {
             match self
                 .release_transaction(reservation, now)?
@@ -416,14 +358,20 @@ impl Store {
                 .await?
             {
                 Ok(()) => return Ok(true),
-                Err(roles) if roles.contains(&Role::Reservation) => return Ok(false),
+                Err(cancelled) if cancelled.failed(Role::Reservation) => return Ok(false),
                 // A seat collided with someone's concurrent attempt to hold it (which fails,
-                // the seat being held): try again.
-                Err(roles) => last = roles,
+                // the seat being held), or an item was throttled: try again.
+                Err(cancelled) if cancelled.failed.is_empty() => {}
+                Err(cancelled) => {
+                    return Err(DomainError::internal(format!(
+                        "release failed on {:?}",
+                        cancelled.failed
+                    )))
+                }
             }
             tokio::time::sleep(std::time::Duration::from_millis(10 * (attempt + 1))).await;
         }
-        Err(DomainError::internal(format!("release failed on {last:?}")))
+        Err(DomainError::busy())
     }
 
     /// The items that release a live hold: the reservation RELEASED on condition it is HELD

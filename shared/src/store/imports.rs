@@ -1,6 +1,7 @@
-//! Imported pages: one concert per normalised page address, and the user's last entered URL.
+//! Claims of concerts being created (an imported page's, an admin request's): one concert per
+//! page or request, however many times it is asked for; and the user's last entered URL.
 
-use super::holds::millis;
+use super::items::millis;
 use super::{applied, from_item, keys, s, sdk_error, to_item, Item, Store};
 use crate::catalog::{Concert, Schedule, Seat};
 use crate::error::{DomainError, Result};
@@ -9,11 +10,14 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// A page's claim on its concert: written before the concert, so that the same page imported
-/// twice (or by two users at once) gives one concert. It carries the whole draft, so that
-/// whoever finds a claim whose creator died can finish the same concert.
+/// A claim on a concert being created: written before the concert, so that the same page
+/// imported twice (or by two users at once), or the same admin request made again, gives one
+/// concert. It carries the whole draft, so that whoever finds a claim whose creator died can
+/// finish the same concert.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ImportClaim {
+    /// The page's address (empty for an admin's request).
+    #[serde(default)]
     pub source_url: String,
     pub concert: Concert,
     pub schedules: Vec<Schedule>,
@@ -28,15 +32,43 @@ struct ImportItem {
     sk: String,
     #[serde(flatten)]
     claim: ImportClaim,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ttl: Option<i64>,
+}
+
+/// Where a claim is kept: an imported page's (kept for good: the page's concert), or an admin
+/// request's (kept a day, as idempotency records are).
+#[derive(Clone, Copy, Debug)]
+pub enum ClaimOf<'a> {
+    /// The digest of a normalised page address.
+    Page(&'a str),
+    /// The digest of an admin and their request.
+    Request(&'a str),
+}
+
+impl ClaimOf<'_> {
+    fn pk(self) -> String {
+        match self {
+            ClaimOf::Page(key) => keys::import(key),
+            ClaimOf::Request(key) => keys::creation(key),
+        }
+    }
+
+    fn ttl(self, now: DateTime<Utc>) -> Option<i64> {
+        match self {
+            ClaimOf::Page(_) => None,
+            ClaimOf::Request(_) => Some(now.timestamp() + 86_400),
+        }
+    }
 }
 
 /// How long a claim's creator may take before someone else finishes its concert: well past the
 /// import function's 10 s timeout, so the creator is surely gone.
 pub const CLAIM_TAKEOVER_SECONDS: i64 = 30;
 
-fn claim_key(page_key: &str) -> Item {
+fn claim_key(of: ClaimOf) -> Item {
     HashMap::from([
-        (keys::PK.to_owned(), s(keys::import(page_key))),
+        (keys::PK.to_owned(), s(of.pk())),
         (keys::SK.to_owned(), s(keys::IMPORT_SK)),
     ])
 }
@@ -50,13 +82,13 @@ pub enum Claimed {
 }
 
 impl Store {
-    /// The claim of a page, if it was imported before (a consistent read).
-    pub async fn import_claim(&self, page_key: &str) -> Result<Option<ImportClaim>> {
+    /// The claim, if one was made before (a consistent read).
+    pub async fn import_claim(&self, of: ClaimOf<'_>) -> Result<Option<ImportClaim>> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(claim_key(page_key)))
+            .set_key(Some(claim_key(of)))
             .consistent_read(true)
             .send()
             .await
@@ -67,12 +99,14 @@ impl Store {
             .transpose()
     }
 
-    /// Claims a page for `claim.concert`, unless it is claimed already.
-    pub async fn claim_import(&self, page_key: &str, claim: &ImportClaim) -> Result<Claimed> {
+    /// Claims a page or request for `claim.concert`, unless it is claimed already. A retry of
+    /// this very claim (its answer lost) finds its own claim, and wins.
+    pub async fn claim_import(&self, of: ClaimOf<'_>, claim: &ImportClaim) -> Result<Claimed> {
         let item = to_item(&ImportItem {
-            pk: keys::import(page_key),
+            pk: of.pk(),
             sk: keys::IMPORT_SK.to_owned(),
             claim: claim.clone(),
+            ttl: of.ttl(claim.claimed_at),
         })?;
         let result = self
             .client
@@ -85,10 +119,10 @@ impl Store {
         if applied("claim_import", result)? {
             return Ok(Claimed::Won);
         }
-        let existing = self
-            .import_claim(page_key)
-            .await?
-            .ok_or_else(|| DomainError::internal("claim_import: the claim vanished"))?;
+        let existing = self.import_claim(of).await?.ok_or_else(DomainError::busy)?;
+        if existing.concert.concert_id == claim.concert.concert_id {
+            return Ok(Claimed::Won);
+        }
         Ok(Claimed::Existing(Box::new(existing)))
     }
 
@@ -96,7 +130,7 @@ impl Store {
     /// [`CLAIM_TAKEOVER_SECONDS`]: true if this call now owns it.
     pub async fn take_over_import(
         &self,
-        page_key: &str,
+        of: ClaimOf<'_>,
         claim: &ImportClaim,
         now: DateTime<Utc>,
     ) -> Result<bool> {
@@ -107,7 +141,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(claim_key(page_key)))
+            .set_key(Some(claim_key(of)))
             .update_expression("SET claimed_at = :now")
             .condition_expression("claimed_at = :then")
             .expression_attribute_values(":now", millis(now))

@@ -89,6 +89,8 @@ pub fn queue_shard(concert_id: Uuid, shard: u32) -> String {
 }
 pub const QUEUE_COUNTER_SK: &str = "COUNTER";
 pub const QUEUE_PROGRESS_SK: &str = "PROGRESS";
+/// Entrants of a shard the admitter took out of the entry queue to reach an earlier number.
+pub const QUEUE_STASH_SK: &str = "STASH";
 
 /// One shard of a concert's randomised pre-queue: an item per early entrant, sorted by their
 /// random rank, which the admitter reads in order at the opening.
@@ -111,6 +113,10 @@ pub fn prequeue_after(rank: u64) -> String {
 /// the pre-queue is through. The admitter reads this small partition every step.
 pub const PREQUEUES: &str = "PREQUEUES";
 
+/// The concerts that have entrants in a shard's stash (sort key `CONCERT#{concert_id}`): the
+/// admitter visits them every step even when the entry queue shows none of their messages.
+pub const STASHES: &str = "STASHES";
+
 /// A concert's active shoppers: one small item per admitted user (sort key `USER#{user_id}`),
 /// written by the admitter and deleted when the shopper pays or leaves. Nothing grows with the
 /// number of shoppers, so the cap is not bounded by what one item can hold.
@@ -125,6 +131,13 @@ pub fn import(page_key: &str) -> String {
     format!("IMPORT#{page_key}")
 }
 pub const IMPORT_SK: &str = "IMPORT";
+
+/// An admin's concert creation: the claim of one request (a digest of the admin and the
+/// request), with the whole draft, written before the concert, so that the request made again
+/// (after a lost answer, or at once twice) gives the same concert. Kept 24 hours.
+pub fn creation(request_key: &str) -> String {
+    format!("CREATE#{request_key}")
+}
 
 /// A user's uses of a rate-limited action (`what`) in one minute (epoch minutes).
 pub fn rate(user_id: Uuid, what: &str, minute: i64) -> String {

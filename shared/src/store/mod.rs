@@ -9,6 +9,7 @@ mod catalog;
 mod cursor;
 mod holds;
 mod imports;
+mod items;
 pub mod keys;
 mod money;
 mod queue;
@@ -22,11 +23,11 @@ use std::collections::HashMap;
 
 pub use catalog::ConcertPage;
 pub use holds::{HoldConflict, HoldContext, HOLD_SHARDS};
-pub use imports::{Claimed, ImportClaim, CLAIM_TAKEOVER_SECONDS};
+pub use imports::{ClaimOf, Claimed, ImportClaim, CLAIM_TAKEOVER_SECONDS};
 pub use money::{CancelWrite, PaymentContext, PaymentWrite, SalesCounters};
 pub use queue::{
-    max_activations_per_write, Activation, Admission, AdmissionState, AdmitConflict, PreEntrant,
-    QueueSnapshot,
+    admission_items, Activation, Admission, AdmissionState, AdmitConflict, PreEntrant,
+    QueueSnapshot, MAX_STASHED, MAX_TRANSACTION_ITEMS,
 };
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -55,15 +56,66 @@ impl Store {
     }
 }
 
-/// Any SDK failure we do not map to a domain outcome: logged in full, shown as `INTERNAL`.
+/// Any SDK failure we do not map to a domain outcome. A transient one (throttled, timed out,
+/// unreachable, a 5xx: see [`is_transient`]) has already been retried by the SDK and is
+/// `SERVICE_BUSY`; anything else is `INTERNAL`. Logged in full either way.
 pub(crate) fn sdk_error<E>(operation: &'static str, err: SdkError<E>) -> DomainError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let code = err.code().unwrap_or("unknown").to_owned();
     let message = err.message().unwrap_or_default().to_owned();
-    tracing::error!(operation, code, message, error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), "DynamoDB request failed");
+    if is_transient(&err) {
+        tracing::warn!(operation, code, message, error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), "AWS request failed after retries");
+        return DomainError::busy();
+    }
+    tracing::error!(operation, code, message, error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), "AWS request failed");
     DomainError::internal(format!("{operation}: {code}"))
+}
+
+/// Error codes AWS services use for "slow down" and "try again": the SDK's own retry
+/// classification, plus DynamoDB's `TransactionConflictException` (a single-item write that
+/// met a transaction on its item).
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "TransactionConflictException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+];
+
+/// Whether an AWS SDK failure is a transient fault (throttling, a timeout, a lost connection,
+/// a 5xx) rather than a request that can never succeed. Any AWS service's error.
+pub fn is_transient<E>(err: &SdkError<E>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            service.raw().status().as_u16() >= 500
+                || err
+                    .code()
+                    .is_some_and(|code| TRANSIENT_CODES.contains(&code))
+        }
+        _ => false,
+    }
 }
 
 pub(crate) fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, DomainError> {
@@ -239,13 +291,13 @@ impl Transaction {
         self.roles.push(role);
     }
 
-    /// Runs it: `Ok(Err(roles))` when it was cancelled, with the roles whose condition failed
-    /// or that collided with another transaction.
+    /// Runs it: `Ok(Err(cancelled))` when it was cancelled, saying which roles failed their
+    /// condition and whether any item was only busy.
     pub(crate) async fn run(
         self,
         store: &Store,
         operation: &'static str,
-    ) -> Result<Result<(), Vec<Role>>, DomainError> {
+    ) -> Result<Result<(), Cancelled>, DomainError> {
         let result = store
             .client
             .transact_write_items()
@@ -254,13 +306,61 @@ impl Transaction {
             .await;
         match result {
             Ok(_) => Ok(Ok(())),
-            Err(err) => match err.as_service_error().and_then(holds::cancellation_reasons) {
-                Some(reasons) if !reasons.is_empty() => Ok(Err(reasons
-                    .into_iter()
-                    .filter_map(|(index, _)| self.roles.get(index).copied())
-                    .collect())),
+            Err(err) => match err.as_service_error().and_then(items::cancellation_reasons) {
+                Some(reasons) if !reasons.is_empty() => {
+                    let mut cancelled = Cancelled::default();
+                    for (index, code) in reasons {
+                        match Reason::of(&code) {
+                            Some(Reason::Condition) => {
+                                cancelled.failed.extend(self.roles.get(index).copied())
+                            }
+                            Some(Reason::Busy) => cancelled.busy = true,
+                            None => return Err(sdk_error(operation, err)),
+                        }
+                    }
+                    Ok(Err(cancelled))
+                }
                 _ => Err(sdk_error(operation, err)),
             },
+        }
+    }
+}
+
+/// Why a transaction was cancelled.
+#[derive(Debug, Default, PartialEq)]
+pub struct Cancelled {
+    /// The roles whose condition failed: the state is not what the transaction expected.
+    pub failed: Vec<Role>,
+    /// Some item was busy (another transaction on it) or throttled: the same transaction may
+    /// go through if tried again.
+    pub busy: bool,
+}
+
+impl Cancelled {
+    pub fn failed(&self, role: Role) -> bool {
+        self.failed.contains(&role)
+    }
+}
+
+/// What a cancellation reason's code says about an item.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Reason {
+    /// `ConditionalCheckFailed`.
+    Condition,
+    /// `TransactionConflict`, `ThrottlingError`, `ProvisionedThroughputExceeded`: try again.
+    Busy,
+}
+
+impl Reason {
+    /// `None` for a reason no retry can fix (`ValidationError`, an item too large, ...).
+    pub(crate) fn of(code: &str) -> Option<Self> {
+        match code {
+            "ConditionalCheckFailed" => Some(Self::Condition),
+            "TransactionConflict"
+            | "ThrottlingError"
+            | "ProvisionedThroughputExceeded"
+            | "RequestLimitExceeded" => Some(Self::Busy),
+            _ => None,
         }
     }
 }

@@ -4,12 +4,13 @@
 //! condition that the user's `ledger_seq` is still the one read (an optimistic version: a
 //! concurrent change makes the loser re-read and try again, never lose or double an update).
 
-use super::catalog::ScheduleItem;
-use super::holds::{millis, reservation_key, seat_key, ReservationItem};
-use super::queue::{progress_key, token_key, ProgressItem, TokenItem};
-use super::users::ProfileItem;
+use super::items::{
+    millis, progress_key, reservation_key, seat_key, token_key, ProfileItem, ProgressItem,
+    ReservationItem, ScheduleItem, TokenItem,
+};
 use super::{
-    cursor, from_item, keys, s, sdk_error, sort_key, to_item, Item, Role, Store, Transaction,
+    cursor, from_item, keys, s, sdk_error, sort_key, to_item, Cancelled, Item, Role, Store,
+    Transaction,
 };
 use crate::catalog::{Schedule, SeatStatus};
 use crate::error::{DomainError, Result};
@@ -251,7 +252,7 @@ impl Store {
         entry: &LedgerEntry,
         idempotency: Option<(&str, &IdempotentOutcome)>,
         now: DateTime<Utc>,
-    ) -> Result<Result<(), Vec<Role>>> {
+    ) -> Result<Result<(), Cancelled>> {
         let mut transaction = Transaction::new();
         transaction.push(Role::Account, self.balance_change(user_id, read, after)?);
         transaction.push(Role::Ledger, self.ledger_put(user_id, entry)?);
@@ -316,7 +317,7 @@ impl Store {
     /// The payment: debit, reservation CONFIRMED, seats BOOKED, payment and ledger entry and
     /// idempotency record written, queue token used up and its slot freed, sales counted. One
     /// transaction (at most 12 items).
-    pub async fn pay(&self, write: PaymentWrite<'_>) -> Result<Result<(), Vec<Role>>> {
+    pub async fn pay(&self, write: PaymentWrite<'_>) -> Result<Result<(), Cancelled>> {
         let reservation = write.reservation;
         let user_id = reservation.user_id;
         let mut transaction = Transaction::new();
@@ -432,7 +433,7 @@ impl Store {
         read: Account,
         idempotency: Option<(&str, &IdempotentOutcome)>,
         now: DateTime<Utc>,
-    ) -> Result<Result<(), Vec<Role>>> {
+    ) -> Result<Result<(), Cancelled>> {
         let mut transaction = self.release_transaction(reservation, now)?;
         let unchanged = ConditionCheck::builder()
             .table_name(&self.table)
@@ -462,7 +463,7 @@ impl Store {
 
     /// Cancelling a booking: the reservation CANCELLED, its seats back on sale, the amount
     /// refunded with its ledger entry, sales counted back. One transaction.
-    pub async fn cancel_booking(&self, write: CancelWrite<'_>) -> Result<Result<(), Vec<Role>>> {
+    pub async fn cancel_booking(&self, write: CancelWrite<'_>) -> Result<Result<(), Cancelled>> {
         let reservation = write.reservation;
         let user_id = reservation.user_id;
         let mut transaction = Transaction::new();

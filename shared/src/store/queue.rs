@@ -1,78 +1,38 @@
 //! Queue tokens, each concert's entry shards and admission item, its active list and its
 //! pre-queue.
 
-use super::catalog::{ConcertItem, ScheduleItem};
-use super::holds::cancellation_reasons;
-use super::holds::millis;
+use super::items::{
+    cancellation_reasons, from_millis, millis, number, progress_key, token_key, ConcertItem,
+    ProgressItem, ScheduleItem, TokenItem,
+};
 use super::{
     applied, from_item, keys, s, sdk_error, sort_key, to_item, Item, Role, Store, Transaction,
 };
 use crate::catalog::{Concert, Schedule};
+use crate::entry_queue::Entrant;
 use crate::error::{DomainError, Result};
-use crate::queue::{AdmissionHistory, QueueToken, ShardProgress};
+use crate::queue::{QueueToken, ShardProgress};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
 };
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// A transaction holds at most 100 items: the admission item, one progress item per shard, and
-/// two per activation (token, active-list item).
-pub fn max_activations_per_write(shards: u32) -> usize {
-    (100 - 1 - shards.min(98) as usize) / 2
-}
+/// The most items one `TransactWriteItems` may hold.
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
 
-#[derive(Serialize, Deserialize)]
-pub(crate) struct TokenItem {
-    pk: String,
-    sk: String,
-    #[serde(flatten)]
-    pub token: QueueToken,
-    ttl: i64,
-}
+/// The most entrants a shard's stash holds (about 130 bytes each, so some 50 KB).
+pub const MAX_STASHED: usize = 400;
 
-/// A shard's progress as stored: times as epoch milliseconds.
-#[derive(Default, Deserialize)]
-pub(crate) struct ProgressItem {
-    #[serde(default)]
-    admitted_up_to: u64,
-    #[serde(default)]
-    admitted_total: u64,
-    #[serde(default)]
-    first_admitted_at: Option<i64>,
-    #[serde(default)]
-    pre_count: u64,
-    #[serde(default)]
-    pre_cursor: Option<u64>,
-    #[serde(default)]
-    pre_done: bool,
-}
-
-fn from_millis(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
-fn number(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-impl From<ProgressItem> for ShardProgress {
-    fn from(item: ProgressItem) -> Self {
-        Self {
-            admitted_up_to: item.admitted_up_to,
-            history: AdmissionHistory {
-                admitted_total: item.admitted_total,
-                first_admitted_at: item.first_admitted_at.map(from_millis),
-            },
-            pre_count: item.pre_count,
-            pre_cursor: item.pre_cursor,
-            pre_done: item.pre_done,
-        }
-    }
+/// The items of one admission write: the admission item, a progress item per shard it moves, a
+/// stash item per shard whose stash it changes, and two per activation (token, active-list
+/// item).
+pub fn admission_items(moved_shards: usize, stashes: usize, activations: usize) -> usize {
+    1 + moved_shards + stashes + 2 * activations
 }
 
 /// A user's place for a concert as one read sees it.
@@ -86,8 +46,8 @@ pub struct QueueSnapshot {
     pub progress: ShardProgress,
 }
 
-/// What the admitter reads before a write: its turn and every shard's progress.
-#[derive(Debug, Default)]
+/// What the admitter reads before a write: its turn, every shard's progress, counter and stash.
+#[derive(Clone, Debug, Default)]
 pub struct AdmissionState {
     /// The admission item's version: the write is conditional on it.
     pub version: u64,
@@ -95,6 +55,18 @@ pub struct AdmissionState {
     pub shards: Vec<ShardProgress>,
     /// Each shard's last number handed out, indexed by shard.
     pub last_numbers: Vec<u64>,
+    /// Entrants each shard's stash holds (taken out of the entry queue, not yet admitted),
+    /// indexed by shard.
+    pub stashes: Vec<Vec<Entrant>>,
+}
+
+/// A shard's stash as stored.
+#[derive(Serialize, Deserialize)]
+struct StashItem {
+    pk: String,
+    sk: String,
+    entrants: Vec<Entrant>,
+    ttl: i64,
 }
 
 /// One admission by the admitter: the token to activate.
@@ -149,6 +121,11 @@ pub struct Admission<'a> {
     pub version: u64,
     /// The new progress of every shard this write moves: (shard, progress).
     pub progress: &'a [(u32, ShardProgress)],
+    /// The new stash of every shard whose stash this write changes (empty: deleted).
+    pub stashes: &'a [(u32, Vec<Entrant>)],
+    /// `Some(true)`: put the concert on the list of concerts with a stash; `Some(false)`: take
+    /// it off.
+    pub stash_listed: Option<bool>,
     pub activations: &'a [Activation],
     pub active_until: DateTime<Utc>,
     pub now: DateTime<Utc>,
@@ -162,16 +139,6 @@ pub enum AdmitConflict {
     CounterChanged,
     /// These activations (by index) are no longer waiting: they left, lapsed or were replaced.
     NotWaiting(Vec<usize>),
-}
-
-pub(crate) fn token_key(concert_id: Uuid, user_id: Uuid) -> Item {
-    HashMap::from([
-        (
-            keys::PK.to_owned(),
-            s(keys::queue_token(concert_id, user_id)),
-        ),
-        (keys::SK.to_owned(), s(keys::QUEUE_TOKEN_SK)),
-    ])
 }
 
 fn active_key(concert_id: Uuid, user_id: Uuid) -> Item {
@@ -195,10 +162,10 @@ fn shard_counter_key(concert_id: Uuid, shard: u32) -> Item {
     ])
 }
 
-pub(crate) fn progress_key(concert_id: Uuid, shard: u32) -> Item {
+fn stash_key(concert_id: Uuid, shard: u32) -> Item {
     HashMap::from([
         (keys::PK.to_owned(), s(keys::queue_shard(concert_id, shard))),
-        (keys::SK.to_owned(), s(keys::QUEUE_PROGRESS_SK)),
+        (keys::SK.to_owned(), s(keys::QUEUE_STASH_SK)),
     ])
 }
 
@@ -247,6 +214,23 @@ impl Store {
             .queue_snapshot(concert_id, user_id, shard, false, None)
             .await?;
         Ok((snapshot.token, snapshot.progress))
+    }
+
+    /// The user's token for a concert alone, read consistently.
+    pub async fn queue_token(&self, concert_id: Uuid, user_id: Uuid) -> Result<Option<QueueToken>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(token_key(concert_id, user_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| sdk_error("queue_token", err))?;
+        output
+            .item
+            .map(|item| Ok(from_item::<TokenItem>(item)?.token))
+            .transpose()
     }
 
     /// The user's token for a concert, the progress of entry shard `shard` and, if asked, the
@@ -304,6 +288,7 @@ impl Store {
         for shard in 0..shards {
             keys_wanted.push(progress_key(concert_id, shard));
             keys_wanted.push(shard_counter_key(concert_id, shard));
+            keys_wanted.push(stash_key(concert_id, shard));
         }
         let requests = keys_wanted
             .chunks(100)
@@ -326,6 +311,7 @@ impl Store {
             version: 0,
             shards: vec![ShardProgress::default(); shards as usize],
             last_numbers: vec![0; shards as usize],
+            stashes: vec![Vec::new(); shards as usize],
         };
         for item in items {
             let sk = sort_key(&item);
@@ -342,10 +328,14 @@ impl Store {
             else {
                 continue;
             };
-            if sk == keys::QUEUE_COUNTER_SK {
-                state.last_numbers[shard] = n_attribute(&item, "last_number");
-            } else {
-                state.shards[shard] = from_item::<ProgressItem>(item)?.into();
+            match sk.as_str() {
+                keys::QUEUE_COUNTER_SK => {
+                    state.last_numbers[shard] = n_attribute(&item, "last_number")
+                }
+                keys::QUEUE_STASH_SK => {
+                    state.stashes[shard] = from_item::<StashItem>(item)?.entrants;
+                }
+                _ => state.shards[shard] = from_item::<ProgressItem>(item)?.into(),
             }
         }
         Ok(state)
@@ -501,7 +491,10 @@ impl Store {
         );
         match transaction.run(self, "put_queue_token").await? {
             Ok(()) => Ok(true),
-            Err(failed) if failed.contains(&Role::QueueToken) => Ok(false),
+            Err(cancelled) if cancelled.failed(Role::QueueToken) => Ok(false),
+            // An item was busy or throttled: the caller answers SERVICE_BUSY and the fan tries
+            // again (nothing was written).
+            Err(cancelled) if cancelled.failed.is_empty() => Err(DomainError::busy()),
             Err(_) => Err(DomainError::internal(
                 "put_queue_token: the pre-queue entry collided",
             )),
@@ -529,14 +522,12 @@ impl Store {
             );
             match transaction.run(self, "end_queue_token").await? {
                 Ok(()) => return Ok(true),
-                Err(failed) if failed.contains(&Role::QueueToken) => return Ok(false),
+                Err(cancelled) if cancelled.failed(Role::QueueToken) => return Ok(false),
                 // The items are busy (an admitter or a payment writing them): try again.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10 << attempt)).await,
             }
         }
-        Err(DomainError::internal(
-            "end_queue_token: the token stayed busy",
-        ))
+        Err(DomainError::busy())
     }
 
     /// The transaction item that marks a token EXPIRED, on condition it is still `token_id`.
@@ -577,6 +568,17 @@ impl Store {
             .build()
             .map_err(DomainError::internal)?;
         Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// The concerts with entrants in a stash.
+    pub async fn concerts_with_stash(&self) -> Result<Vec<Uuid>> {
+        let items = self
+            .query_partition(keys::STASHES.to_owned(), None, true)
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| item.get("concert_id")?.as_s().ok()?.parse().ok())
+            .collect())
     }
 
     /// The concerts whose pre-queue is still to be drained, with their opening times.
@@ -654,11 +656,16 @@ impl Store {
             concert_id,
             version,
             progress,
+            stashes,
+            stash_listed,
             activations,
             active_until,
             now,
         } = admission;
-        if 1 + progress.len() + 2 * activations.len() > 100 {
+        let listing = usize::from(stash_listed.is_some());
+        if admission_items(progress.len(), stashes.len() + listing, activations.len())
+            > MAX_TRANSACTION_ITEMS
+        {
             return Err(DomainError::internal("admit: too many items for one write"));
         }
         let turn = Update::builder()
@@ -707,6 +714,66 @@ impl Store {
                 .map_err(DomainError::internal)?;
             request = request.transact_items(TransactWriteItem::builder().update(update).build());
         }
+        for (shard, entrants) in stashes {
+            let item = if entrants.is_empty() {
+                TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(stash_key(concert_id, *shard)))
+                            .build()
+                            .map_err(DomainError::internal)?,
+                    )
+                    .build()
+            } else {
+                let stash = to_item(&StashItem {
+                    pk: keys::queue_shard(concert_id, *shard),
+                    sk: keys::QUEUE_STASH_SK.to_owned(),
+                    entrants: entrants.clone(),
+                    ttl: now.timestamp() + 86_400,
+                })?;
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(stash))
+                            .build()
+                            .map_err(DomainError::internal)?,
+                    )
+                    .build()
+            };
+            request = request.transact_items(item);
+        }
+        if let Some(listed) = stash_listed {
+            let key = HashMap::from([
+                (keys::PK.to_owned(), s(keys::STASHES)),
+                (keys::SK.to_owned(), s(keys::concert(concert_id))),
+            ]);
+            let item = if listed {
+                let mut item = key;
+                item.insert("concert_id".to_owned(), s(concert_id.to_string()));
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(item))
+                            .build()
+                            .map_err(DomainError::internal)?,
+                    )
+                    .build()
+            } else {
+                TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key))
+                            .build()
+                            .map_err(DomainError::internal)?,
+                    )
+                    .build()
+            };
+            request = request.transact_items(item);
+        }
         for activation in activations {
             let update = Update::builder()
                 .table_name(&self.table)
@@ -739,9 +806,9 @@ impl Store {
                 .map_err(DomainError::internal)?;
             request = request.transact_items(TransactWriteItem::builder().put(put).build());
         }
-        // Items: the admission item, the progress items, then a token and an active-list item
-        // per activation.
-        let first_token = 1 + progress.len();
+        // Items: the admission item, the progress items, the stash items, then a token and an
+        // active-list item per activation.
+        let first_token = 1 + progress.len() + stashes.len() + listing;
         match request.send().await {
             Ok(_) => Ok(Ok(())),
             Err(err) => match err.as_service_error().and_then(cancellation_reasons) {

@@ -1,5 +1,6 @@
 //! Users: the profile item and the username item that makes names unique and serves login.
 
+use super::items::ProfileItem;
 use super::{from_item, keys, s, sdk_error, to_item, Store};
 use crate::error::{DomainError, Result};
 use crate::users::User;
@@ -7,17 +8,6 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-#[derive(Serialize, Deserialize)]
-pub(crate) struct ProfileItem {
-    pk: String,
-    sk: String,
-    /// How many ledger entries the user has; every balance change bumps it (see `money`).
-    #[serde(default)]
-    pub ledger_seq: u64,
-    #[serde(flatten)]
-    pub user: User,
-}
 
 #[derive(Serialize, Deserialize)]
 struct UsernameItem {
@@ -75,15 +65,18 @@ impl Store {
                 {
                     // Taken, or another signup for the same name is in flight: which one, the
                     // username item says.
-                    if self.credentials(&user.username).await?.is_some() {
-                        return Err(DomainError::UsernameTaken);
+                    match self.credentials(&user.username).await? {
+                        // This very signup, written by an attempt whose answer was lost.
+                        Some(taken) if taken.user_id == user.user_id => return Ok(()),
+                        Some(_) => return Err(DomainError::UsernameTaken),
+                        None => {}
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
                 }
                 Err(err) => return Err(sdk_error("create_user", err)),
             }
         }
-        Err(DomainError::internal("create_user: kept colliding"))
+        Err(DomainError::busy())
     }
 
     pub async fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
