@@ -65,6 +65,10 @@ pub struct Config {
     pub aws_max_attempts: u32,
     /// `QUEUE_URL`: the SQS FIFO queue that carries queue entrants to the admitter.
     pub queue_url: Option<String>,
+    /// `QUEUE_RECEIVE_VISIBILITY_SECONDS`: how long the admitter holds the entry queue's
+    /// messages it received before SQS shows them again by itself (if the admitter stops
+    /// without handing them back, its shard waits this long). Longer than one admission step.
+    pub queue_receive_visibility_seconds: i64,
     /// `DEAD_LETTER_QUEUE_URL`: where the admitter moves messages it cannot read.
     pub dead_letter_queue_url: Option<String>,
     /// `EVENT_BUS_NAME`: the EventBridge bus that domain events go to.
@@ -160,6 +164,12 @@ impl Config {
             aws_max_attempts: number("AWS_MAX_ATTEMPTS", 4, 1, 10)? as u32,
             queue_url: get("QUEUE_URL"),
             dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL"),
+            queue_receive_visibility_seconds: number(
+                "QUEUE_RECEIVE_VISIBILITY_SECONDS",
+                30,
+                1,
+                43_200,
+            )?,
             event_bus_name: get("EVENT_BUS_NAME"),
         })
     }

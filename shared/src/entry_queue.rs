@@ -52,12 +52,11 @@ pub struct Received {
 pub struct EntryQueue {
     client: Client,
     url: String,
+    /// How long a receive hides its messages before SQS shows them again by itself.
+    visibility_seconds: i32,
     /// Where messages no admitter can read go (`DEAD_LETTER_QUEUE_URL`).
     dead_letter_url: Option<String>,
 }
-
-/// What a receive may hold back for processing before it is handed back automatically.
-const VISIBILITY_TIMEOUT_SECONDS: i32 = 30;
 
 /// A failed SQS request: `SERVICE_BUSY` if it was a transient fault the SDK's retries did not
 /// outlast, `INTERNAL` otherwise.
@@ -74,10 +73,16 @@ where
 }
 
 impl EntryQueue {
-    pub fn new(client: Client, url: impl Into<String>, dead_letter_url: Option<String>) -> Self {
+    pub fn new(
+        client: Client,
+        url: impl Into<String>,
+        dead_letter_url: Option<String>,
+        visibility_seconds: i32,
+    ) -> Self {
         Self {
             client,
             url: url.into(),
+            visibility_seconds,
             dead_letter_url,
         }
     }
@@ -104,7 +109,7 @@ impl EntryQueue {
             .receive_message()
             .queue_url(&self.url)
             .max_number_of_messages(10)
-            .visibility_timeout(VISIBILITY_TIMEOUT_SECONDS)
+            .visibility_timeout(self.visibility_seconds)
             .wait_time_seconds(0)
             .send()
             .await

@@ -108,6 +108,7 @@ impl Services {
             aws_sdk_sqs::Client::new(aws),
             queue_url,
             config.dead_letter_queue_url.clone(),
+            config.queue_receive_visibility_seconds as i32,
         );
         let bus = config
             .event_bus_name

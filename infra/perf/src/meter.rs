@@ -379,6 +379,25 @@ pub struct Meter {
     epoch: Instant,
     tally: Mutex<Tally>,
     faults: Mutex<FaultPlan>,
+    stops: Mutex<Vec<Stop>>,
+}
+
+/// Where a test stops an operation, as a Lambda killed between two steps is stopped: at the
+/// `occurrence`-th request (from when it is set) of `action` (`"DynamoDB.PutItem"`) whose body
+/// mentions `scope` (a table name: one test's own requests). `after`: the request is carried
+/// out first and only its answer is held back (the step committed, its caller never knew).
+#[derive(Clone, Debug)]
+pub struct StopAt {
+    pub action: String,
+    pub scope: String,
+    pub occurrence: usize,
+    pub after: bool,
+}
+
+struct Stop {
+    at: StopAt,
+    seen: usize,
+    reached: Arc<tokio::sync::Notify>,
 }
 
 /// The connection is to be closed without an answer (a lost answer).
@@ -413,7 +432,43 @@ impl Meter {
             epoch: Instant::now(),
             tally: Mutex::new(Tally::default()),
             faults: Mutex::new(FaultPlan::none()),
+            stops: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Holds the request `at` names forever (its caller waits until it gives up, or is
+    /// dropped); the returned notice fires when it arrives.
+    pub fn stop_at(&self, at: StopAt) -> Arc<tokio::sync::Notify> {
+        let reached = Arc::new(tokio::sync::Notify::new());
+        self.stops.lock().unwrap().push(Stop {
+            at,
+            seen: 0,
+            reached: reached.clone(),
+        });
+        reached
+    }
+
+    /// Stops holding requests of `scope` from now on (those held stay held).
+    pub fn clear_stops(&self, scope: &str) {
+        self.stops
+            .lock()
+            .unwrap()
+            .retain(|stop| stop.at.scope != scope);
+    }
+
+    /// The stop this request reaches, if any: (its notice, whether to carry it out first).
+    fn stop_for(&self, action: &str, body: &[u8]) -> Option<(Arc<tokio::sync::Notify>, bool)> {
+        let body = String::from_utf8_lossy(body);
+        let mut stops = self.stops.lock().unwrap();
+        let position = stops.iter_mut().position(|stop| {
+            if stop.at.action != action || !body.contains(&stop.at.scope) {
+                return false;
+            }
+            stop.seen += 1;
+            stop.seen == stop.at.occurrence
+        })?;
+        let stop = stops.remove(position);
+        Some((stop.reached, stop.at.after))
     }
 
     /// Injects `plan`'s faults from now on (an empty plan stops injecting).
@@ -476,6 +531,24 @@ impl Meter {
             .to_owned();
         let classified = classify(&target, &body);
         let service = classified.service.unwrap_or(Service::Other);
+        let action = format!("{}.{}", service.label(), classified.operation);
+        if let Some((reached, after)) = self.stop_for(&action, &body) {
+            if after {
+                let upstream = Upstream {
+                    method: parts.method.clone(),
+                    path: parts
+                        .uri
+                        .path_and_query()
+                        .map_or("/", |p| p.as_str())
+                        .to_owned(),
+                    headers: parts.headers.clone(),
+                    body: body.clone(),
+                };
+                let _ = self.send_upstream(&classified, upstream).await;
+            }
+            reached.notify_one();
+            std::future::pending::<()>().await;
+        }
         let fault = match service {
             Service::Other | Service::SecretsManager => None,
             _ => self
@@ -766,13 +839,18 @@ pub const ROUND_TRIP: std::time::Duration = std::time::Duration::from_millis(50)
 /// together always overlap and requests sent in turn never do, so round trips are counted the
 /// same on every run.
 pub async fn interpose() -> Result<Arc<Meter>, String> {
+    interpose_holding(ROUND_TRIP).await
+}
+
+/// [`interpose`], holding each DynamoDB answer for `delay` (zero: as it comes).
+pub async fn interpose_holding(delay: std::time::Duration) -> Result<Arc<Meter>, String> {
     let endpoint = |name: &str| {
         std::env::var(name).map_err(|_| format!("{name} is not set: start the emulators first"))
     };
     let meter = Meter::with_delay(
         &endpoint("AWS_ENDPOINT_URL_DYNAMODB")?,
         &endpoint("AWS_ENDPOINT_URL")?,
-        ROUND_TRIP,
+        delay,
     );
     let url = start(meter.clone()).await.map_err(|e| e.to_string())?;
     std::env::set_var("AWS_ENDPOINT_URL_DYNAMODB", &url);

@@ -29,7 +29,7 @@ use crate::store::{
     MAX_TRANSACTION_ITEMS,
 };
 use chrono::{DateTime, Duration, Utc};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use uuid::Uuid;
 
 /// Bounds on one admitter step: rounds, and receive calls (10 messages each) per round.
@@ -481,21 +481,21 @@ fn known_lines(state: &AdmissionState, held: Vec<Held>) -> (Vec<ShardLine>, Vec<
             }
         }
     }
+    // Two messages of one place (a send repeated after the deduplication window, or one
+    // message received again with a new receipt) are both kept: both are deleted once the
+    // place is handled.
     let mut messages = Vec::new();
     let mut stale = Vec::new();
-    let mut seen: HashMap<(u32, u64), usize> = HashMap::new();
     for message in held {
         let shard = message.entrant.shard as usize;
         let Some(line) = lines.get(shard) else {
             stale.push(message);
             continue;
         };
-        let key = (message.entrant.shard, message.entrant.number);
-        if message.entrant.number <= line.admitted_up_to || seen.contains_key(&key) {
+        if message.entrant.number <= line.admitted_up_to {
             stale.push(message);
             continue;
         }
-        seen.insert(key, messages.len());
         by_shard[shard].insert(message.entrant.number, message.entrant.clone());
         messages.push(message);
     }
