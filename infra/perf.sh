@@ -13,6 +13,7 @@
 #                                                      CPU split
 #   infra/perf.sh chaos [--fans 500] [--seats 200] [--rate 0.15] [--seed 1] [--kills 3]
 #                       [--runs throttle,lost,latency,stall,duplicate,all,kill]
+#                       (PERF_PROFILE=dev: the debug build, as the test command runs it)
 #                                                      the on-sale under each kind of fault, all
 #                                                      together, and with the service killed:
 #                                                      every answer, position and invariant
@@ -102,7 +103,7 @@ start_stack() {
         export AWS_ENDPOINT_URL="http://127.0.0.1:$meter_port"
         export PORT="$api_port" SEED_DEMO=0 RUST_LOG="${RUST_LOG:-warn}"
         while [[ ! -f $state/stop-stack ]]; do
-            "$target/release/local-stack" >>"$state/local-stack.log" 2>&1 &
+            "$onsale_bin/local-stack" >>"$state/local-stack.log" 2>&1 &
             echo $! >"$state/stack.pid"
             wait $! || true
         done
@@ -131,12 +132,20 @@ stop_stack() {
 
 # The emulators, the meter in front of them, and the service's shared settings.
 onsale_setup() {
-    say "building the local stack, the meter and the load tool (release profile)"
-    cargo build --release --quiet -p local-stack
-    cargo build --release --quiet -p perf -p load
+    # PERF_PROFILE=dev: the debug build the test command has just made most of (for the short
+    # chaos run of infra/test.sh); the figures are for the release build.
+    local profile=(--release)
+    onsale_bin="$target/release"
+    if [[ ${PERF_PROFILE:-release} == dev ]]; then
+        profile=()
+        onsale_bin="$target/debug"
+    fi
+    say "building the local stack, the meter and the load tool (${PERF_PROFILE:-release} profile)"
+    cargo build "${profile[@]}" --quiet -p local-stack
+    cargo build "${profile[@]}" --quiet -p perf -p load
     emulators
     meter_port="$(free_port)"
-    "$target/release/perf" meter --port "$meter_port" >"$state/meter.log" 2>&1 &
+    "$onsale_bin/perf" meter --port "$meter_port" >"$state/meter.log" 2>&1 &
     pids+=($!)
     meter_pid=$!
     # Seen by the stack and by the load tool, which names them in its report.
@@ -150,7 +159,7 @@ onsale() {
     onsale_setup
     start_stack
     say "API on http://127.0.0.1:$api_port, meter on http://127.0.0.1:$meter_port"
-    "$target/release/load" --url "http://127.0.0.1:$api_port" \
+    "$onsale_bin/load" --url "http://127.0.0.1:$api_port" \
         --meter "http://127.0.0.1:$meter_port" \
         --cpu "local stack (our handlers)=$(cat "$state/stack.pid"),DynamoDB Local=$(cat "$state/dynamodb.pid"),moto (SQS and EventBridge)=$(cat "$state/moto.pid"),meter=$meter_pid" \
         "${write[@]}" "$@"
@@ -201,7 +210,7 @@ chaos() {
         say "run $run: ${spec:-no injected faults}${kill_flags[*]:+, $kills kills}"
         local faults=()
         if [[ -n $spec ]]; then faults=(--faults "$spec" --seed "$seed"); fi
-        if ! "$target/release/load" --url "http://127.0.0.1:$api_port" \
+        if ! "$onsale_bin/load" --url "http://127.0.0.1:$api_port" \
             --meter "http://127.0.0.1:$meter_port" --fans "$fans" --seats "$seats" \
             "${faults[@]}" "${kill_flags[@]}" --section "chaos-$run" "${chaos_write[@]}" \
             "${extra[@]}"; then
@@ -277,7 +286,7 @@ all)
     onsale "$@"
     ;;
 *)
-    sed -n '3,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '3,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

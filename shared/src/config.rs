@@ -60,6 +60,10 @@ pub struct Config {
     /// `AWS_CALL_TIMEOUT_MILLIS`: an AWS request with all its retries; sized so that the few
     /// calls a request makes one after another fit in the function's timeout.
     pub aws_call_timeout_millis: u64,
+    /// `AWS_RETRY_QUOTA`: the SDK's retry token bucket per process (500 by default, as the
+    /// SDK's): each retry takes tokens, a success gives some back, and an empty bucket means no
+    /// more retries, so that a failing dependency is not hammered.
+    pub aws_retry_quota: usize,
     /// `AWS_MAX_ATTEMPTS`: attempts per AWS request (the SDK's standard retry mode: jittered
     /// exponential backoff, and a retry budget that stops retrying when most calls fail).
     pub aws_max_attempts: u32,
@@ -162,11 +166,12 @@ impl Config {
                 as u64,
             aws_call_timeout_millis: number("AWS_CALL_TIMEOUT_MILLIS", 7_000, 100, 900_000)? as u64,
             aws_max_attempts: number("AWS_MAX_ATTEMPTS", 4, 1, 10)? as u32,
+            aws_retry_quota: number("AWS_RETRY_QUOTA", 500, 10, 10_000_000)? as usize,
             queue_url: get("QUEUE_URL"),
             dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL"),
             queue_receive_visibility_seconds: number(
                 "QUEUE_RECEIVE_VISIBILITY_SECONDS",
-                30,
+                5,
                 1,
                 43_200,
             )?,

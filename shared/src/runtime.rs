@@ -79,7 +79,31 @@ impl Services {
         aws: &aws_config::SdkConfig,
         clock: Clock,
     ) -> Result<Self, StartError> {
+        Self::build_in(config, aws, clock, "ticketing").await
+    }
+
+    /// [`Services::build`], with the AWS clients' retry quota (the SDK's token bucket, which
+    /// stops retrying when most calls fail) in a partition of its own named `partition`, of
+    /// `AWS_RETRY_QUOTA` tokens. A Lambda environment is a process with one request at a time;
+    /// the local stack, one process serving every function and the scheduled jobs, gives the
+    /// jobs their own partition and a larger quota, as the many environments it stands for
+    /// would have between them.
+    pub async fn build_in(
+        config: Config,
+        aws: &aws_config::SdkConfig,
+        clock: Clock,
+        partition: &'static str,
+    ) -> Result<Self, StartError> {
         let aws = &Self::aws_settings(&config, aws);
+        let quota = || {
+            aws_sdk_dynamodb::config::retry::RetryPartition::custom(partition)
+                .token_bucket(
+                    aws_sdk_dynamodb::config::retry::TokenBucket::builder()
+                        .capacity(config.aws_retry_quota)
+                        .build(),
+                )
+                .build()
+        };
         let secret = match &config.jwt_secret {
             SecretSource::Value(secret) => secret.clone(),
             SecretSource::SecretsManager(arn) => {
@@ -99,13 +123,22 @@ impl Services {
                 secret
             }
         };
-        let store = Store::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name);
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(aws)
+            .retry_partition(quota())
+            .build();
+        let store = Store::new(
+            aws_sdk_dynamodb::Client::from_conf(dynamodb),
+            &config.table_name,
+        );
         let queue_url = config
             .queue_url
             .clone()
             .ok_or(crate::config::ConfigError::Missing("QUEUE_URL"))?;
+        let sqs = aws_sdk_sqs::config::Builder::from(aws)
+            .retry_partition(quota())
+            .build();
         let entry_queue = EntryQueue::new(
-            aws_sdk_sqs::Client::new(aws),
+            aws_sdk_sqs::Client::from_conf(sqs),
             queue_url,
             config.dead_letter_queue_url.clone(),
             config.queue_receive_visibility_seconds as i32,

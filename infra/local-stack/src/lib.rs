@@ -125,6 +125,16 @@ pub async fn start(options: StackOptions) -> Result<RunningStack, StartError> {
             .clone(),
     );
     let interval = std::time::Duration::from_secs(config.admit_interval_seconds as u64);
+    // The scheduled jobs are Lambdas of their own in AWS: their own clients and retry quota.
+    let jobs_services = Arc::new(
+        Services::build_in(
+            config.clone(),
+            &aws,
+            options.clock.clone(),
+            "ticketing-jobs",
+        )
+        .await?,
+    );
     let services = Arc::new(Services::build(config, &aws, options.clock).await?);
     if options.seed_demo {
         seed::demo(&services).await?;
@@ -141,7 +151,7 @@ pub async fn start(options: StackOptions) -> Result<RunningStack, StartError> {
     if options.run_scheduler {
         tasks.push(tokio::spawn(scheduler::run(
             jobs,
-            services.clone(),
+            jobs_services,
             interval,
             stopped,
         )));

@@ -29,6 +29,9 @@ async fn main() -> Result<(), local_stack::StartError> {
         // The emulator returns a FIFO group's messages out of order once their visibility
         // timeout runs out, so locally the admitter hands messages back visible at once.
         "ADMIT_HAND_BACK_SECONDS" => Some(env(name).unwrap_or_else(|| "0".into())),
+        // One process stands for every Lambda environment of every function at once: a retry
+        // quota for all of them together, not for one.
+        "AWS_RETRY_QUOTA" => Some(env(name).unwrap_or_else(|| "50000".into())),
         _ => env(name),
     })?;
     let template = PathBuf::from(env("TEMPLATE_PATH").unwrap_or_else(|| "template.yaml".into()));

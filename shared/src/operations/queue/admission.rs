@@ -82,8 +82,39 @@ impl Services {
             .into_iter()
             .filter(|concert| !held_back.contains(concert))
             .collect();
-        let hand_back_seconds = self.config.admit_hand_back_seconds as i32;
         let mut pool: BTreeMap<Uuid, Vec<Held>> = BTreeMap::new();
+        let outcome = self
+            .admit_rounds(&held_back, &stashed, &mut pool, &mut report)
+            .await;
+        // Whatever happened, what is left is shown again at once, for the next step: held
+        // until its visibility ran out, a failed step would hold its groups up that long.
+        let left: Vec<Held> = pool.into_values().flatten().collect();
+        if let Err(err) = self.entry_queue.hand_back(&receipts(&left), 0).await {
+            tracing::warn!(error = %err, count = left.len(), "messages not handed back; SQS shows them again when their visibility runs out");
+        }
+        if report.admitted > 0 || report.passed_over > 0 {
+            crate::metrics::count("Admissions", report.admitted as u64);
+            tracing::info!(
+                admitted = report.admitted,
+                passed_over = report.passed_over,
+                deferred = report.deferred,
+                "admission step"
+            );
+        }
+        outcome.map(|()| report)
+    }
+
+    /// The rounds of a step (see [`Services::admit_step`]). A concert whose round fails (a
+    /// fault that outlasted the retries) keeps its messages for the next round; a failed
+    /// receive ends the step.
+    async fn admit_rounds(
+        &self,
+        held_back: &HashSet<Uuid>,
+        stashed: &HashSet<Uuid>,
+        pool: &mut BTreeMap<Uuid, Vec<Held>>,
+        report: &mut AdmitReport,
+    ) -> Result<()> {
+        let hand_back_seconds = self.config.admit_hand_back_seconds as i32;
         // Concerts found without a free slot: nothing more of theirs this step.
         let mut full: HashSet<Uuid> = HashSet::new();
         for _ in 0..MAX_ROUNDS_PER_STEP {
@@ -130,7 +161,16 @@ impl Services {
                 .collect();
             for concert_id in concerts {
                 let held = pool.remove(&concert_id).unwrap_or_default();
-                let outcome = self.admit_round(concert_id, held).await?;
+                let outcome = match self.admit_round(concert_id, held.clone()).await {
+                    Ok(outcome) => outcome,
+                    Err(err) => {
+                        tracing::warn!(%concert_id, error = %err, "admission round failed; trying again");
+                        if !held.is_empty() {
+                            pool.insert(concert_id, held);
+                        }
+                        continue;
+                    }
+                };
                 changed |= outcome.changed;
                 report.admitted += outcome.admitted;
                 report.passed_over += outcome.passed_over;
@@ -151,19 +191,7 @@ impl Services {
                 break;
             }
         }
-        // Not yet theirs to take: shown again at once, for the next step.
-        let left: Vec<Held> = pool.into_values().flatten().collect();
-        self.entry_queue.hand_back(&receipts(&left), 0).await?;
-        if report.admitted > 0 || report.passed_over > 0 {
-            crate::metrics::count("Admissions", report.admitted as u64);
-            tracing::info!(
-                admitted = report.admitted,
-                passed_over = report.passed_over,
-                deferred = report.deferred,
-                "admission step"
-            );
-        }
-        Ok(report)
+        Ok(())
     }
 
     /// Every message SQS shows now (each group from its head).
@@ -206,7 +234,6 @@ impl Services {
         let plan = line::plan(&lines, read_at_ms, |shard, number| {
             self.missing.waited(concert_id, shard, number, grace)
         });
-        self.missing.note(concert_id, &plan.missing);
         let candidates: Vec<Candidate> = plan.order.iter().map(Candidate::from).collect();
         let admitted = self
             .admit_in_order(
@@ -219,6 +246,23 @@ impl Services {
         outcome.admitted = admitted.admitted;
         outcome.passed_over = admitted.passed_over;
         outcome.full = admitted.full;
+        // A missing number is waited for only while the line is watched: a full concert's
+        // messages are handed back out of sight, so they cannot be told missing then.
+        if outcome.full {
+            self.missing.forget_concert(concert_id);
+        } else {
+            self.missing.note(concert_id, &plan.missing);
+        }
+        tracing::debug!(
+            %concert_id,
+            held = lines.iter().map(|line| line.known.len()).sum::<usize>(),
+            order = plan.order.len(),
+            missing = ?plan.missing,
+            admitted = outcome.admitted,
+            passed_over = outcome.passed_over,
+            full = outcome.full,
+            "admission round"
+        );
         let handled: HashSet<(u32, u64)> = candidates
             .iter()
             .zip(&admitted.handled)
@@ -271,7 +315,12 @@ impl Services {
         let state = self.store.admission_state(concert_id, shards).await?;
         let mut stashes: Vec<(u32, Vec<Known>)> = Vec::new();
         let mut stashed_keys: HashSet<(u32, u64)> = HashSet::new();
+        // The first missing number of each shard: what stands behind it is stashed.
+        let mut first_missing: BTreeMap<u32, u64> = BTreeMap::new();
         for &(shard, number) in missing {
+            first_missing.entry(shard).or_insert(number);
+        }
+        for (shard, number) in first_missing {
             let Some(progress) = state.shards.get(shard as usize) else {
                 continue;
             };
@@ -788,17 +837,11 @@ mod tests {
         );
         let numbers: Vec<u64> = lines[0].known.iter().map(|k| k.number).collect();
         assert_eq!(numbers, [3, 4, 5]);
-        assert_eq!(
-            messages
-                .iter()
-                .map(|m| m.receipt.as_str())
-                .collect::<Vec<_>>(),
-            ["0-4", "0-3"]
-        );
-        // Number 1 was admitted, 4 came twice, shard 7 does not exist.
-        assert_eq!(
-            stale.iter().map(|m| m.receipt.as_str()).collect::<Vec<_>>(),
-            ["0-1", "0-4", "7-1"]
-        );
+        let receipts =
+            |held: &[Held]| -> Vec<String> { held.iter().map(|m| m.receipt.clone()).collect() };
+        // Number 4 came twice: both copies are kept, to be deleted together.
+        assert_eq!(receipts(&messages), ["0-4", "0-4", "0-3"]);
+        // Number 1 was admitted, shard 7 does not exist.
+        assert_eq!(receipts(&stale), ["0-1", "7-1"]);
     }
 }

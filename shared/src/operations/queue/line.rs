@@ -75,14 +75,16 @@ impl Next {
 pub struct Plan {
     /// The places to admit (or pass over), in order.
     pub order: Vec<Next>,
-    /// Shards held up by a missing number while later ones are known: (shard, the number).
-    /// Those later entrants may be stashed so that SQS shows more of the shard's group.
+    /// Numbers handed out and not seen that hold their shard up: (shard, number), every such
+    /// number between a shard's known places, in order. Entrants known behind a shard's first
+    /// may be stashed so that SQS shows more of the shard's group.
     pub missing: Vec<(u32, u64)>,
 }
 
 /// The order of admission over a concert's shards (indexed by shard). `is_gap(shard, number)`
-/// says whether a missing number has been waited for long enough to pass it over;
-/// `read_at_ms` is when the shards' counters were read.
+/// says whether a missing number has been waited for long enough: one with later places known
+/// is then passed over, one at the end of what its shard shows stops holding the other shards
+/// up. `read_at_ms` is when the shards' counters were read.
 pub fn plan(lines: &[ShardLine], read_at_ms: i64, is_gap: impl Fn(u32, u64) -> bool) -> Plan {
     let mut missing = Vec::new();
     // Each shard's run, with the merge key of each place, and the bound on what it has not
@@ -110,12 +112,29 @@ pub fn plan(lines: &[ShardLine], read_at_ms: i64, is_gap: impl Fn(u32, u64) -> b
                         run.push((last_key, Next::Gap { shard, number }));
                         number += 1;
                     } else {
-                        missing.push((shard, number));
+                        // Every number missing between the known ones is waited for from now,
+                        // together, not one after another.
+                        let known_numbers: Vec<u64> = known.map(|k| k.number).collect();
+                        let last = known_numbers.last().copied().unwrap_or(number);
+                        missing.extend(
+                            (number..last)
+                                .filter(|n| known_numbers.binary_search(n).is_err())
+                                .map(|n| (shard, n)),
+                        );
                         break last_key;
                     }
                 }
-                // Handed out before the counter was read, not shown yet: it comes next.
-                None if number <= line.last_number => break last_key,
+                // Handed out before the counter was read, not shown yet: it comes next, unless
+                // it has been missing so long that its entry is surely gone (a number taken
+                // twice by a retried counter, or an entry stopped before its message): then the
+                // shard stops holding the others up, without passing the number over.
+                None if number <= line.last_number => {
+                    missing.push((shard, number));
+                    if is_gap(shard, number) {
+                        break read_at_ms;
+                    }
+                    break last_key;
+                }
                 // Nothing more was handed out when the counter was read.
                 None => break read_at_ms,
             }
@@ -174,6 +193,15 @@ impl MissingSince {
             .unwrap()
             .get(&(concert_id, shard, number))
             .is_some_and(|since| since.elapsed() >= grace)
+    }
+
+    /// Forgets every number of a concert: its line cannot be watched while it is full (its
+    /// messages are handed back out of sight), so the wait starts again.
+    pub fn forget_concert(&self, concert_id: Uuid) {
+        self.seen
+            .lock()
+            .unwrap()
+            .retain(|(concert, _, _), _| *concert != concert_id);
     }
 
     /// Forgets the numbers of a concert's shards up to where admission has come.
@@ -250,6 +278,16 @@ mod tests {
         let waiting = plan(&lines, 1_000, |_, _| false);
         assert_eq!(places(&waiting), [(0, 1, false)]);
         assert_eq!(waiting.missing, [(0, 2)]);
+        // Several missing numbers are all waited for at once.
+        let several = [line(
+            0,
+            9,
+            vec![known(0, 1, 10), known(0, 4, 40), known(0, 7, 70)],
+        )];
+        assert_eq!(
+            plan(&several, 1_000, |_, _| false).missing,
+            [(0, 2), (0, 3), (0, 5), (0, 6)]
+        );
         // Once it has waited long enough it is passed over, and the rest follow.
         let passed = plan(&lines, 1_000, |_, number| number == 2);
         assert_eq!(
@@ -260,12 +298,28 @@ mod tests {
     }
 
     #[test]
-    fn a_number_handed_out_but_not_shown_should_not_count_as_missing() {
+    fn a_number_handed_out_but_not_shown_should_never_be_passed_over_without_a_later_one() {
         // The counter is at 5; 3..5 are still on their way (or further back in the queue).
         let lines = [line(0, 5, vec![known(0, 1, 10), known(0, 2, 20)])];
         let plan = plan(&lines, 1_000, |_, _| true);
         assert_eq!(places(&plan), [(0, 1, false), (0, 2, false)]);
-        assert!(plan.missing.is_empty(), "nothing later is known");
+        assert_eq!(plan.missing, [(0, 3)], "waited for, not passed over");
+    }
+
+    #[test]
+    fn a_number_missing_too_long_at_a_shards_end_should_stop_holding_up_the_others() {
+        // Shard 1 counted a number 2 that never came (nothing after it either).
+        let lines = [
+            line(0, 2, vec![known(0, 1, 100), known(0, 2, 300)]),
+            line(0, 2, vec![known(1, 1, 150)]),
+        ];
+        let waiting = plan(&lines, 1_000, |_, _| false);
+        assert_eq!(places(&waiting), [(0, 1, false), (1, 1, false)]);
+        let waited = plan(&lines, 1_000, |shard, number| (shard, number) == (1, 2));
+        assert_eq!(
+            places(&waited),
+            [(0, 1, false), (1, 1, false), (0, 2, false)]
+        );
     }
 
     #[test]
