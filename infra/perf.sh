@@ -151,6 +151,14 @@ onsale_setup() {
     # Seen by the stack and by the load tool, which names them in its report.
     export HOLD_TTL_SECONDS="${HOLD_TTL_SECONDS:-15}"
     export QUEUE_ENTRY_SHARDS="${QUEUE_ENTRY_SHARDS:-8}"
+    # The emulators on two cores answer a crowd in seconds what AWS answers in milliseconds
+    # (moto serves one request at a time). Time limits sized for AWS would turn that slowness
+    # into timeouts, and their retries into more load: the service runs with its time limits
+    # scaled up about three times.
+    export FUNCTION_TIMEOUT_SECONDS="${FUNCTION_TIMEOUT_SECONDS:-30}"
+    export AWS_ATTEMPT_TIMEOUT_MILLIS="${AWS_ATTEMPT_TIMEOUT_MILLIS:-10000}"
+    export AWS_CALL_TIMEOUT_MILLIS="${AWS_CALL_TIMEOUT_MILLIS:-25000}"
+    export QUEUE_ENTRY_GRACE_MILLIS="${QUEUE_ENTRY_GRACE_MILLIS:-15000}"
     JWT_SECRET="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
     export JWT_SECRET
 }
@@ -185,17 +193,21 @@ chaos() {
         shift 2
     done
     onsale_setup
+    # A stall holds a request longer than the function's timeout.
+    local stall_ms=$(((FUNCTION_TIMEOUT_SECONDS + 5) * 1000))
     local reliability="$root/docs/RELIABILITY.md" run spec failed=()
     local chaos_write=()
     if [[ ${PERF_WRITE:-1} != 0 ]]; then chaos_write=(--write "$reliability"); fi
     for run in $runs; do
         local kill_flags=()
         case $run in
-        throttle | lost | latency | duplicate) spec="$run=$rate" ;;
+        # A lost answer's caller may wait as long as a stall before giving up.
+        throttle | duplicate | latency) spec="$run=$rate" ;;
+        lost) spec="lost=$rate,stall_ms=$stall_ms" ;;
         # A stall holds a request longer than a function's timeout: rarer, or the run is
         # mostly waiting.
-        stall) spec="stall=$(python3 -c "print(round($rate / 3, 4))")" ;;
-        all) spec="throttle=$rate,lost=$rate,latency=$rate,stall=$(python3 -c "print(round($rate / 3, 4))"),duplicate=$rate" ;;
+        stall) spec="stall=$(python3 -c "print(round($rate / 3, 4))"),stall_ms=$stall_ms" ;;
+        all) spec="throttle=$rate,lost=$rate,latency=$rate,stall=$(python3 -c "print(round($rate / 3, 4))"),duplicate=$rate,stall_ms=$stall_ms" ;;
         kill)
             spec=""
             kill_flags=(--kills "$kills" --kill-pid-file "$state/stack.pid")

@@ -39,8 +39,9 @@ pub struct Config {
     pub queue_entry_shards: u32,
     /// `QUEUE_ENTRY_GRACE_MILLIS`: how long the admitter waits for a place whose number was
     /// taken (a later one of its shard is known) but whose message has not come, before it
-    /// passes the place over. An entry gives its place up if its message went out later than
-    /// this allows, so it must exceed the enter-queue function's timeout.
+    /// passes the place over. An entry sends its message only within this time of taking its
+    /// number (less a second), so only an entry stopped midway, or one whose message was held
+    /// up on its way, is passed over; its holder then sees the place ended.
     pub queue_entry_grace_millis: i64,
     pub admin_usernames: BTreeSet<String>,
     /// `IMPORT_TEST_ALLOW`: for tests only, never set in production: addresses (and ports) the
@@ -123,6 +124,8 @@ impl Config {
             },
         };
         let admit_interval_seconds = number("ADMIT_INTERVAL_SECONDS", 10, 1, 60)?;
+        let admit_hand_back_seconds =
+            number("ADMIT_HAND_BACK_SECONDS", admit_interval_seconds, 0, 60)?;
         let admin_usernames = get("ADMIN_USERNAMES")
             .unwrap_or_else(|| "admin".to_owned())
             .split(',')
@@ -140,14 +143,28 @@ impl Config {
             queue_max_active: number("QUEUE_MAX_ACTIVE", 100, 1, 10_000)? as u32,
             queue_wait_ttl_seconds: number("QUEUE_WAIT_TTL_SECONDS", 21_600, 60, 604_800)?,
             admit_interval_seconds,
-            admit_hand_back_seconds: number(
-                "ADMIT_HAND_BACK_SECONDS",
-                admit_interval_seconds,
-                0,
-                60,
-            )?,
+            admit_hand_back_seconds,
             queue_entry_shards: number("QUEUE_ENTRY_SHARDS", 1, 1, MAX_ENTRY_SHARDS)? as u32,
-            queue_entry_grace_millis: number("QUEUE_ENTRY_GRACE_MILLIS", 12_000, 3_000, 600_000)?,
+            queue_entry_grace_millis: {
+                // A full concert's messages are handed back out of sight: a number must not be
+                // taken for missing while it may just be hidden.
+                let hidden_ms = admit_hand_back_seconds * 1000;
+                let grace = number(
+                    "QUEUE_ENTRY_GRACE_MILLIS",
+                    (hidden_ms + 2_000).max(5_000),
+                    2_000,
+                    600_000,
+                )?;
+                if grace <= hidden_ms + 1_000 {
+                    return Err(ConfigError::Invalid {
+                        name: "QUEUE_ENTRY_GRACE_MILLIS",
+                        reason: format!(
+                            "must exceed ADMIT_HAND_BACK_SECONDS by more than a second ({hidden_ms} ms)"
+                        ),
+                    });
+                }
+                grace
+            },
             admin_usernames,
             imports_per_minute: number("IMPORTS_PER_MINUTE", 10, 1, 10_000)? as u64,
             import_test_allow: match get("IMPORT_TEST_ALLOW") {
@@ -230,6 +247,28 @@ mod tests {
         };
         assert_eq!(wanted("10000").unwrap().queue_max_active, 10_000);
         assert!(wanted("10001").is_err());
+    }
+
+    #[test]
+    fn the_grace_for_a_missing_number_should_outlast_a_full_concerts_hand_back() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("TABLE_NAME", "t"), ("JWT_SECRET", SECRET)];
+            all.extend_from_slice(pairs);
+            config(&all)
+        };
+        // In AWS a full concert's messages are hidden for one step (10 s).
+        assert_eq!(with(&[]).unwrap().queue_entry_grace_millis, 12_000);
+        assert_eq!(
+            with(&[("ADMIT_HAND_BACK_SECONDS", "0")])
+                .unwrap()
+                .queue_entry_grace_millis,
+            5_000
+        );
+        let err = with(&[("QUEUE_ENTRY_GRACE_MILLIS", "8000")]).unwrap_err();
+        assert!(
+            err.to_string().contains("QUEUE_ENTRY_GRACE_MILLIS"),
+            "{err}"
+        );
     }
 
     #[test]

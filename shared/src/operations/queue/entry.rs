@@ -33,9 +33,10 @@ use chrono::{Duration, Utc};
 /// `enter_queue`), so the drain never misses anyone.
 pub(super) const PREQUEUE_GRACE_MILLIS: i64 = 2_000;
 
-/// Kept back from the grace time: an entry whose message went out later than the grace less
-/// this gives its place up rather than risk having been passed over.
-const SEND_MARGIN_MILLIS: i64 = 2_000;
+/// Kept back from the grace time: an entry sends its message only this long before the grace
+/// runs out, and one whose send ended later answers 503 rather than vouch for a place that may
+/// have been passed over.
+const SEND_MARGIN_MILLIS: i64 = 1_000;
 
 impl Services {
     /// Takes a place in a concert's line, or returns the caller's live place if they have one.
@@ -140,10 +141,17 @@ impl Services {
             }
             return self.place(token, &snapshot.progress, now, true);
         }
+        let late = || {
+            (Utc::now() - started).num_milliseconds()
+                > self.config.queue_entry_grace_millis - SEND_MARGIN_MILLIS
+        };
+        if late() {
+            // Too late to send: the admitter may pass the number over before it shows. The
+            // place stays as it is; trying again finds out whether it still stands.
+            return Err(DomainError::busy());
+        }
         let sent = self.entry_queue.send(&entrant_of(&token)).await;
-        let late = (Utc::now() - started).num_milliseconds()
-            > self.config.queue_entry_grace_millis - SEND_MARGIN_MILLIS;
-        if sent.is_err() || late {
+        if sent.is_err() || late() {
             // The place is kept: trying again finds it and sends its message again, and keeps
             // it if that comes in time. If it does not, admission passes the number over, and
             // the retry (or a poll) finds the place ended and takes a new one.
