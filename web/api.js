@@ -127,6 +127,10 @@ export const api = {
   reservation: (id) => request('GET', `/reservations/${encodeURIComponent(id)}`),
   release: (id) => request('DELETE', `/reservations/${encodeURIComponent(id)}`),
   cancel: (id) => request('POST', `/reservations/${encodeURIComponent(id)}/cancel`),
+  cancellationTerms: (id) => request('GET', `/reservations/${encodeURIComponent(id)}/cancellation`),
+  joinWaitlist: (scheduleId, count, queueToken) =>
+    request('POST', `/schedules/${encodeURIComponent(scheduleId)}/waitlist`, { queueToken, body: { count } }),
+  waitlist: (scheduleId) => request('GET', `/schedules/${encodeURIComponent(scheduleId)}/waitlist`),
   myReservations: () => request('GET', '/me/reservations'),
 
   balance: () => request('GET', '/balance'),

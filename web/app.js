@@ -48,6 +48,8 @@ function resetState() {
     chargeAmount: null,
     attempt: null, // timestamps of this practice attempt
     refunds: new Map(), // reservation_id → refund shown after cancelling
+    onWaitlist: false, // joined the chosen date's waiting list
+    offer: null, // the waiting list's offer: { reservation, queue_token }
   });
 }
 resetState();
@@ -425,6 +427,7 @@ async function goDates() {
 }
 
 function pickSchedule(scheduleId) {
+  if (state.schedule?.schedule_id !== scheduleId) state.onWaitlist = false;
   state.schedule = (state.schedules ?? []).find((s) => s.schedule_id === scheduleId) ?? { schedule_id: scheduleId };
   seatMap.reset();
   goSeats();
@@ -434,6 +437,10 @@ function pickSchedule(scheduleId) {
 
 function goSeats() {
   const sc = showScreen('seats');
+  if (!state.onWaitlist) {
+    byId('waitlist-join-button').hidden = false;
+    byId('waitlist-pay-button').hidden = true;
+  }
   byId('seats-date').textContent = state.schedule.starts_at ? `Date: ${formatDateTime(state.schedule.starts_at)}` : '';
   byId('seat-message').textContent = '';
   const timer = byId('hold-timer');
@@ -451,7 +458,77 @@ async function refreshSeats(sc) {
   if (!sc.active) return;
   const lost = seatMap.update(data.items ?? []);
   renderLegend(seatMap.grades);
+  renderLimit(data.ticket_limit);
   if (lost.length) seatMessage(`Someone else just took seat(s) ${lost.join(', ')}; removed from your choice.`);
+  const soldOut = (data.items ?? []).length > 0 && data.items.every((seat) => seat.status !== 'AVAILABLE');
+  byId('waitlist-box').hidden = !(soldOut || state.onWaitlist);
+  if (state.onWaitlist) await refreshWaitlist();
+}
+
+/** The ticket limit: how many more seats of this date the fan may take. */
+function renderLimit(limit) {
+  if (!limit) return;
+  const remaining = Number(limit.remaining ?? 0);
+  seatMap.maxSelected = Math.max(0, Math.min(MAX_SEATS, remaining));
+  byId('ticket-limit').textContent = remaining > 0
+    ? `You may take ${remaining} more seat(s) for this date (limit ${limit.limit} per person).`
+    : `You have reached the limit of ${limit.limit} seats per person for this date.`;
+}
+
+// ---- waiting list ---------------------------------------------------------------------------------
+
+async function joinWaitlist() {
+  const count = Number(byId('waitlist-count').value);
+  const entry = await api.joinWaitlist(state.schedule.schedule_id, count, state.queueToken);
+  state.onWaitlist = true;
+  renderWaitlist(entry);
+  announce('You are on the waiting list. Stay on this page: seats that come free are offered in turn.');
+}
+
+async function refreshWaitlist() {
+  renderWaitlist(await api.waitlist(state.schedule.schedule_id));
+}
+
+/** The entry's state, and the offer's pay button while seats are held for the fan. */
+function renderWaitlist(entry) {
+  const status = byId('waitlist-status');
+  const payButton = byId('waitlist-pay-button');
+  byId('waitlist-join-button').hidden = true;
+  payButton.hidden = true;
+  state.offer = null;
+  switch (entry.status) {
+    case 'WAITING':
+      status.textContent = `On the waiting list for ${entry.count} seat(s): ${entry.ahead ?? 0} ahead of you.`;
+      break;
+    case 'OFFERED':
+      if (entry.offer) {
+        state.offer = entry.offer;
+        const seats = (entry.offer.reservation.seats ?? []).map((s) => s.seat_no).join(', ');
+        status.textContent = `Seat(s) ${seats} came free and are held for you until ${formatDateTime(entry.offer.expires_at)}.`;
+        payButton.hidden = false;
+      }
+      break;
+    case 'PASSED':
+      status.textContent = 'The offered seats were not paid in time and went to the next in line.';
+      state.onWaitlist = false;
+      break;
+    default:
+      state.onWaitlist = false;
+      status.textContent = `Waiting list: ${entry.status}.`;
+  }
+}
+
+/** Takes the offer: its hold and queue token become the fan's, to pay as any hold. */
+function takeOffer() {
+  const offer = state.offer;
+  if (!offer) return;
+  state.queueToken = offer.queue_token;
+  state.reservation = { ...offer.reservation, seatDetails: offer.reservation.seats };
+  state.payKey = newIdempotencyKey();
+  state.onWaitlist = false;
+  state.attempt.holdAt = serverNow();
+  announce('The offered seats are yours to pay for.');
+  goPay();
 }
 
 let legendKey = '';
@@ -493,6 +570,16 @@ async function hold() {
   try {
     reservation = await api.hold(state.schedule.schedule_id, seatNos, state.queueToken);
   } catch (err) {
+    if (err instanceof ApiError && err.code === 'TICKET_LIMIT_REACHED') {
+      const d = err.details ?? {};
+      seatMessage(`That would pass the limit of ${d.limit} seats per person for this date (you have ${d.taken}).`);
+      await refreshSeats(scope());
+      return;
+    }
+    if (err instanceof ApiError && err.code === 'RATE_LIMITED' && err.details?.reason === 'hold_cooldown') {
+      seatMessage(`You gave back or let run out too many holds of this date: wait ${err.details.retry_after_seconds} s before holding seats again.`);
+      return;
+    }
     if (!(err instanceof ApiError) || err.code !== 'SEAT_UNAVAILABLE') throw err;
     const taken = Array.isArray(err.details?.seat_nos) ? err.details.seat_nos : seatNos;
     reportError(err, `Someone else got seat(s) ${taken.join(', ')}.`);
@@ -683,7 +770,27 @@ function renderReservation(r) {
       : '');
 }
 
-async function cancelReservation(id) {
+/**
+ * The first press shows what cancelling would refund now (the concert's fee schedule); the
+ * second cancels.
+ */
+async function cancelReservation(button) {
+  const id = button.dataset.reservationId;
+  if (button.dataset.confirm !== 'yes') {
+    const terms = await api.cancellationTerms(id);
+    if (!terms.cancellable) {
+      announce(`This booking cannot be cancelled: ${terms.reason}.`);
+      button.textContent = 'Cannot be cancelled';
+      button.disabled = true;
+      return;
+    }
+    button.dataset.confirm = 'yes';
+    button.textContent = terms.fee > 0
+      ? `Confirm: refund ${formatWon(terms.refund)} (fee ${formatWon(terms.fee)})`
+      : `Confirm: full refund of ${formatWon(terms.refund)}`;
+    announce(button.textContent);
+    return;
+  }
   const answer = await api.cancel(id);
   state.refunds.set(id, answer.refund);
   announce(`Booking cancelled: ${formatWon(answer.refund ?? 0)} refunded to your practice balance.`);
@@ -716,6 +823,8 @@ function wire() {
   });
   byId('back-to-dates-button').addEventListener('click', run('dates', goDates));
   byId('hold-button').addEventListener('click', run('hold', hold));
+  byId('waitlist-join-button').addEventListener('click', run('waitlist', joinWaitlist));
+  byId('waitlist-pay-button').addEventListener('click', takeOffer);
 
   byId('charge-form').addEventListener('submit', run('charge', charge));
   byId('pay-button').addEventListener('click', run('pay', pay));
@@ -725,7 +834,7 @@ function wire() {
   byId('reservations-refresh-button').addEventListener('click', run('reservations', loadMyReservations));
   byId('my-reservations').addEventListener('click', (event) => {
     const button = event.target.closest('button.cancel-button');
-    if (button) run(`cancel-${button.dataset.reservationId}`, () => cancelReservation(button.dataset.reservationId))();
+    if (button) run(`cancel-${button.dataset.reservationId}`, () => cancelReservation(button))();
   });
 }
 

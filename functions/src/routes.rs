@@ -37,6 +37,13 @@ pub const ENDPOINTS: &[(&str, Handler)] = &[
         handler!(endpoints::reservations::cancel),
     ),
     (
+        "get-cancellation-terms",
+        handler!(endpoints::reservations::cancellation_terms),
+    ),
+    ("join-waitlist", handler!(endpoints::waitlist::join)),
+    ("get-waitlist", handler!(endpoints::waitlist::get)),
+    ("leave-waitlist", handler!(endpoints::waitlist::leave)),
+    (
         "list-my-reservations",
         handler!(endpoints::reservations::mine),
     ),

@@ -327,6 +327,9 @@ fn every_event_gets_past_its_endpoints_input_validation() {
                 parse_json::<NewConcert>(body).and_then(|concert| concert.validate().map(drop))
             }
             "import-performance" => parse_json::<shared::operations::ImportRequest>(body).map(drop),
+            "join-waitlist" => {
+                parse_json::<shared::waitlist::JoinWaitlist>(body).and_then(|join| join.validate())
+            }
             _ => {
                 assert!(
                     json.get("body").is_none(),

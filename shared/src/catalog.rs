@@ -1,6 +1,7 @@
 //! The catalog: concerts, their dates (schedules) and each date's seat map.
 
 use crate::error::{DomainError, Result};
+use crate::rules::{CancellationPolicy, DEFAULT_TICKET_LIMIT, MAX_TICKET_LIMIT};
 use crate::validate;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,12 @@ pub struct NewConcert {
     /// The one price of every seat when there is no seat map.
     #[serde(default)]
     pub price: Option<i64>,
+    /// Seats one person may hold and own for one date (default 4).
+    #[serde(default)]
+    pub ticket_limit: Option<u32>,
+    /// What cancelling costs by timing (default: the usual Korean schedule, docs/API.md).
+    #[serde(default)]
+    pub cancellation_fees: Option<CancellationPolicy>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +87,8 @@ impl NewConcert {
             template_code: None,
             cancelled: false,
             created_at: now,
+            ticket_limit: self.ticket_limit.unwrap_or(DEFAULT_TICKET_LIMIT),
+            cancellation_fees: self.cancellation_fees.clone().unwrap_or_default(),
         }
     }
 
@@ -92,6 +101,12 @@ impl NewConcert {
         validate::text("description", &self.description, 0, 5000)?;
         if let Some(image_url) = &self.image_url {
             validate::http_url("image_url", image_url)?;
+        }
+        if let Some(limit) = self.ticket_limit {
+            validate::range("ticket_limit", limit.into(), 1, MAX_TICKET_LIMIT.into())?;
+        }
+        if let Some(policy) = &self.cancellation_fees {
+            policy.validate()?;
         }
         validate::plausible_time("booking_opens_at", self.booking_opens_at)?;
         validate::plausible_time("booking_closes_at", self.booking_closes_at)?;
@@ -275,6 +290,16 @@ pub struct Concert {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cancelled: bool,
     pub created_at: DateTime<Utc>,
+    /// Seats one person may hold and own for one date.
+    #[serde(default = "default_ticket_limit")]
+    pub ticket_limit: u32,
+    /// What cancelling a booking costs, by timing.
+    #[serde(default)]
+    pub cancellation_fees: CancellationPolicy,
+}
+
+fn default_ticket_limit() -> u32 {
+    DEFAULT_TICKET_LIMIT
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -348,6 +373,8 @@ mod tests {
             schedules: vec![NewSchedule { starts_at: at(24) }],
             seat_map,
             price,
+            ticket_limit: None,
+            cancellation_fees: None,
         }
     }
 
@@ -463,6 +490,8 @@ mod tests {
             template_code: None,
             cancelled: false,
             created_at: at(1),
+            ticket_limit: 4,
+            cancellation_fees: CancellationPolicy::default(),
         };
         assert_eq!(
             concert.status(at(1) - Duration::seconds(1)),

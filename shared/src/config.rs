@@ -3,6 +3,7 @@
 //! A missing or malformed setting is an error at start (a cold start that fails loudly), never a
 //! panic inside a handler. Defaults are the ones API.md ("Local stack") documents.
 
+use crate::rules::ParkingRule;
 use std::collections::BTreeSet;
 
 /// Where the key that signs access and queue tokens comes from.
@@ -68,6 +69,11 @@ pub struct Config {
     /// `AWS_MAX_ATTEMPTS`: attempts per AWS request (the SDK's standard retry mode: jittered
     /// exponential backoff, and a retry budget that stops retrying when most calls fail).
     pub aws_max_attempts: u32,
+    /// The seat-parking rule: `HOLD_DROPS_BEFORE_COOLDOWN` holds of one date released or left
+    /// to run out within `HOLD_DROP_WINDOW_SECONDS`, and the user waits
+    /// `HOLD_COOLDOWN_SECONDS` after the last before holding seats of that date again (0
+    /// drops: no rule).
+    pub parking: ParkingRule,
     /// `QUEUE_URL`: the SQS FIFO queue that carries queue entrants to the admitter.
     pub queue_url: Option<String>,
     /// `QUEUE_RECEIVE_VISIBILITY_SECONDS`: how long the admitter holds the entry queue's
@@ -184,6 +190,21 @@ impl Config {
             aws_call_timeout_millis: number("AWS_CALL_TIMEOUT_MILLIS", 7_000, 100, 900_000)? as u64,
             aws_max_attempts: number("AWS_MAX_ATTEMPTS", 4, 1, 10)? as u32,
             aws_retry_quota: number("AWS_RETRY_QUOTA", 500, 10, 10_000_000)? as usize,
+            parking: ParkingRule {
+                drops: number("HOLD_DROPS_BEFORE_COOLDOWN", 3, 0, 100)? as u32,
+                window: chrono::Duration::seconds(number(
+                    "HOLD_DROP_WINDOW_SECONDS",
+                    600,
+                    1,
+                    86_400,
+                )?),
+                cooldown: chrono::Duration::seconds(number(
+                    "HOLD_COOLDOWN_SECONDS",
+                    120,
+                    1,
+                    86_400,
+                )?),
+            },
             queue_url: get("QUEUE_URL"),
             dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL"),
             queue_receive_visibility_seconds: number(

@@ -156,70 +156,83 @@ impl EntryQueue {
         self.delete(&receipts).await
     }
 
-    /// Deletes handled messages, ten to a request.
+    /// Deletes handled messages, ten to a request, the requests together.
     pub async fn delete(&self, receipts: &[String]) -> Result<()> {
-        for chunk in receipts.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(index, receipt)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(index.to_string())
-                        .receipt_handle(receipt)
-                        .build()
-                        .map_err(DomainError::internal)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let output = self
-                .client
-                .delete_message_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|err| sqs_error("delete_message_batch", err))?;
-            if !output.failed.is_empty() {
-                // Not fatal: the message comes back and its entrant is passed over as handled.
-                tracing::warn!(
-                    failed = output.failed.len(),
-                    "some queue messages were not deleted"
-                );
-            }
+        futures::future::try_join_all(receipts.chunks(10).map(|chunk| self.delete_batch(chunk)))
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_batch(&self, chunk: &[String]) -> Result<()> {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(index, receipt)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(receipt)
+                    .build()
+                    .map_err(DomainError::internal)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let output = self
+            .client
+            .delete_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|err| sqs_error("delete_message_batch", err))?;
+        if !output.failed.is_empty() {
+            // Not fatal: the message comes back and its entrant is passed over as handled.
+            tracing::warn!(
+                failed = output.failed.len(),
+                "some queue messages were not deleted"
+            );
         }
         Ok(())
     }
 
-    /// Hands messages back to be received again after `delay_seconds`, ten to a request. Their
-    /// groups stay blocked until then, which is what a full concert wants.
+    /// Hands messages back to be received again after `delay_seconds`, ten to a request, the
+    /// requests together. Their groups stay blocked until then, which is what a full concert
+    /// wants.
     pub async fn hand_back(&self, receipts: &[String], delay_seconds: i32) -> Result<()> {
-        for chunk in receipts.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(index, receipt)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(index.to_string())
-                        .receipt_handle(receipt)
-                        .visibility_timeout(delay_seconds)
-                        .build()
-                        .map_err(DomainError::internal)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let output = self
-                .client
-                .change_message_visibility_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|err| sqs_error("change_message_visibility_batch", err))?;
-            if !output.failed.is_empty() {
-                // Not fatal: the message comes back when its visibility timeout ends.
-                tracing::warn!(
-                    failed = output.failed.len(),
-                    "some queue messages were not handed back"
-                );
-            }
+        futures::future::try_join_all(
+            receipts
+                .chunks(10)
+                .map(|chunk| self.hand_back_batch(chunk, delay_seconds)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn hand_back_batch(&self, chunk: &[String], delay_seconds: i32) -> Result<()> {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(index, receipt)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(receipt)
+                    .visibility_timeout(delay_seconds)
+                    .build()
+                    .map_err(DomainError::internal)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let output = self
+            .client
+            .change_message_visibility_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|err| sqs_error("change_message_visibility_batch", err))?;
+        if !output.failed.is_empty() {
+            // Not fatal: the message comes back when its visibility timeout ends.
+            tracing::warn!(
+                failed = output.failed.len(),
+                "some queue messages were not handed back"
+            );
         }
         Ok(())
     }

@@ -28,6 +28,16 @@ pub enum DomainError {
     UsernameTaken,
     #[error("seats are not available")]
     SeatUnavailable { seat_nos: Vec<u32> },
+    /// The seats asked for would take the caller past the date's ticket limit.
+    #[error("at most {limit} tickets a person for this date; {taken} already held or booked")]
+    TicketLimitReached {
+        limit: u32,
+        taken: u32,
+        requested: u32,
+    },
+    /// The caller let too many holds of this date go lately: seat parking.
+    #[error("too many holds released or left to run out for this date; try again in {retry_after_seconds} s")]
+    HoldCooldown { retry_after_seconds: u32 },
     #[error("reservation cannot be paid")]
     ReservationNotPayable,
     #[error("idempotency key was used with a different request")]
@@ -80,6 +90,9 @@ impl DomainError {
         match self {
             Self::ServiceBusy {
                 retry_after_seconds,
+            }
+            | Self::HoldCooldown {
+                retry_after_seconds,
             } => Some(*retry_after_seconds),
             _ => None,
         }
@@ -96,11 +109,12 @@ impl DomainError {
             Self::NotFound(_) => 404,
             Self::UsernameTaken
             | Self::SeatUnavailable { .. }
+            | Self::TicketLimitReached { .. }
             | Self::ReservationNotPayable
             | Self::IdempotencyKeyReused => 409,
             Self::ReservationExpired => 410,
             Self::BookingClosed(_) | Self::ImportRefused(_) | Self::ImportFailed(_) => 422,
-            Self::RateLimited(_) => 429,
+            Self::RateLimited(_) | Self::HoldCooldown { .. } => 429,
             Self::ServiceBusy { .. } => 503,
             Self::Internal(_) => 500,
         }
@@ -117,12 +131,13 @@ impl DomainError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::UsernameTaken => "USERNAME_TAKEN",
             Self::SeatUnavailable { .. } => "SEAT_UNAVAILABLE",
+            Self::TicketLimitReached { .. } => "TICKET_LIMIT_REACHED",
             Self::ReservationNotPayable => "RESERVATION_NOT_PAYABLE",
             Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Self::InsufficientBalance { .. } => "INSUFFICIENT_BALANCE",
             Self::ReservationExpired => "RESERVATION_EXPIRED",
             Self::BookingClosed(_) => "BOOKING_CLOSED",
-            Self::RateLimited(_) => "RATE_LIMITED",
+            Self::RateLimited(_) | Self::HoldCooldown { .. } => "RATE_LIMITED",
             Self::ImportRefused(_) => "IMPORT_REFUSED",
             Self::ImportFailed(_) => "IMPORT_FAILED",
             Self::ServiceBusy { .. } => "SERVICE_BUSY",
@@ -142,6 +157,14 @@ impl DomainError {
             Self::Validation { field, reason } => json!({ "field": field, "reason": reason }),
             Self::QueueNotAdmitted { position } => json!({ "position": position }),
             Self::SeatUnavailable { seat_nos } => json!({ "seat_nos": seat_nos }),
+            Self::TicketLimitReached {
+                limit,
+                taken,
+                requested,
+            } => json!({ "limit": limit, "taken": taken, "requested": requested }),
+            Self::HoldCooldown {
+                retry_after_seconds,
+            } => json!({ "reason": "hold_cooldown", "retry_after_seconds": retry_after_seconds }),
             Self::InsufficientBalance { balance, amount } => {
                 json!({ "balance": balance, "amount": amount })
             }

@@ -36,6 +36,23 @@ impl DomainEvent {
             }),
         }
     }
+
+    /// An event about a waiting-list entry (`WaitlistJoined`, `WaitlistOffered`,
+    /// `WaitlistOfferPassed`).
+    pub fn waitlist(kind: &'static str, entry: &crate::waitlist::WaitlistEntry) -> Self {
+        Self {
+            kind,
+            detail: serde_json::json!({
+                "entry_id": entry.entry_id,
+                "user_id": entry.user_id,
+                "concert_id": entry.concert_id,
+                "schedule_id": entry.schedule_id,
+                "grade": entry.grade,
+                "count": entry.count,
+                "reservation_id": entry.reservation_id,
+            }),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -20,10 +20,12 @@ pub mod money;
 pub mod operations;
 pub mod queue;
 pub mod reservations;
+pub mod rules;
 pub mod runtime;
 pub mod store;
 pub mod users;
 pub mod validate;
+pub mod waitlist;
 
 pub use clock::Clock;
 pub use config::Config;

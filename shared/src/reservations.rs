@@ -80,6 +80,13 @@ pub struct Reservation {
     /// recognised as the same hold (see `Services::hold`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_token_id: Option<Uuid>,
+    /// The slots of the holder's tickets for the date this reservation takes (the ticket
+    /// limit, `rules::Tickets`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limit_slots: Vec<u8>,
+    /// What cancelling it cost (kept from the refund).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancellation_fee: Option<i64>,
 }
 
 impl Reservation {
@@ -189,6 +196,8 @@ mod tests {
             cancelled_at: None,
             refund: None,
             queue_token_id: None,
+            limit_slots: Vec::new(),
+            cancellation_fee: None,
         };
         assert_eq!(reservation.status(t0), ReservationStatus::Held);
         assert_eq!(

@@ -30,6 +30,7 @@ pub struct TestApi {
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
     pub body: Value,
 }
 
@@ -141,6 +142,7 @@ impl TestApi {
             path: path.to_owned(),
             headers: Vec::new(),
             body: None,
+            busy_ok: false,
         }
     }
 
@@ -162,14 +164,14 @@ impl TestApi {
     }
 
     async fn send(&self, call: Call<'_>) -> Reply {
-        let path = call.path;
+        let path = call.path.clone();
         let mut request = self
             .http
             .request(call.method, format!("{}{path}", self.stack.url()));
-        for (name, value) in call.headers {
+        for (name, value) in &call.headers {
             request = request.header(name, value);
         }
-        request = match call.body {
+        request = match call.body.clone() {
             Some(Value::String(raw)) => {
                 request.header("content-type", "application/json").body(raw)
             }
@@ -178,6 +180,7 @@ impl TestApi {
         };
         let response = request.send().await.expect("the gateway answers");
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("a body");
         let body = if bytes.is_empty() {
             Value::Null
@@ -185,11 +188,18 @@ impl TestApi {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| panic!("non-JSON body: {}", String::from_utf8_lossy(&bytes)))
         };
+        let busy = status == StatusCode::SERVICE_UNAVAILABLE
+            && body["error"]["code"] == "SERVICE_BUSY"
+            && headers.contains_key("retry-after");
         assert!(
-            status.as_u16() < 500,
+            status.as_u16() < 500 || (call.busy_ok && busy),
             "the API answered {status} to {path}: {body}"
         );
-        Reply { status, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
@@ -453,6 +463,8 @@ pub struct Call<'a> {
     path: String,
     headers: Vec<(String, String)>,
     body: Option<Value>,
+    /// A 503 SERVICE_BUSY is an answer this call may get (a test of contention).
+    busy_ok: bool,
 }
 
 impl Call<'_> {
@@ -471,6 +483,13 @@ impl Call<'_> {
 
     pub fn json(mut self, body: Value) -> Self {
         self.body = Some(body);
+        self
+    }
+
+    /// Accepts 503 SERVICE_BUSY (with its Retry-After) as an answer: for tests that contend
+    /// on purpose. Any other 5xx still fails the test.
+    pub fn busy_ok(mut self) -> Self {
+        self.busy_ok = true;
         self
     }
 

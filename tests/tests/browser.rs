@@ -170,6 +170,13 @@ async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
 
     // The open time passes; both book, wait in line and reach the seat map.
     queue_to_seats(&fan).await;
+    // The seat map says how many the fan may still take under the ticket limit.
+    fan.wait_for(
+        "#ticket-limit",
+        |text| text.contains("4 more seat(s)") && text.contains("limit 4 per person"),
+        "the ticket limit",
+    )
+    .await;
     fan.screenshot(&shot("04-seat-map")).await;
     queue_to_seats(&rival).await;
 

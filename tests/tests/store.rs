@@ -138,3 +138,76 @@ async fn a_cursor_should_only_continue_the_query_that_made_it() {
         1
     );
 }
+
+/// The SDK gives every `TransactWriteItems` call a `ClientRequestToken` and repeats it on its
+/// own retries: the store under test must take the same token with the same request as done
+/// (no second effect), and refuse the token with another request. This is what makes a retry
+/// after a lost answer safe (docs/RELIABILITY.md); it runs against DynamoDB Local in
+/// `infra/test.sh` and against LocalStack in `infra/localstack.sh`.
+#[tokio::test]
+async fn a_transaction_repeated_with_its_client_request_token_should_have_one_effect() {
+    use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+    let api = TestApi::start().await;
+    let store = &api.stack.services.store;
+    let key = std::collections::HashMap::from([
+        (
+            "pk".to_owned(),
+            AttributeValue::S(format!("TEST#{}", new_id())),
+        ),
+        ("sk".to_owned(), AttributeValue::S("COUNTER".to_owned())),
+    ]);
+    let add = |amount: i64| {
+        TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(store.table())
+                    .set_key(Some(key.clone()))
+                    .update_expression("ADD n :amount")
+                    .expression_attribute_values(":amount", AttributeValue::N(amount.to_string()))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    let counter = || async {
+        let item = store
+            .client()
+            .get_item()
+            .table_name(store.table())
+            .set_key(Some(key.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap();
+        item["n"].as_n().unwrap().parse::<i64>().unwrap()
+    };
+    let token = new_id().to_string();
+    for _ in 0..3 {
+        store
+            .client()
+            .transact_write_items()
+            .client_request_token(&token)
+            .transact_items(add(1))
+            .send()
+            .await
+            .expect("the same token and request again is answered as done");
+    }
+    assert_eq!(counter().await, 1, "the repeats had no effect");
+    let other = store
+        .client()
+        .transact_write_items()
+        .client_request_token(&token)
+        .transact_items(add(5))
+        .send()
+        .await
+        .expect_err("the token with another request is refused");
+    assert!(
+        other
+            .as_service_error()
+            .is_some_and(|err| err.is_idempotent_parameter_mismatch_exception()),
+        "{other:?}"
+    );
+    assert_eq!(counter().await, 1);
+}

@@ -97,12 +97,21 @@ pub async fn sales(services: &Services, request: Request) -> HandlerResult {
                 "held_seats": item.held_seats,
                 "revenue": item.counters.revenue,
                 "refunded": item.counters.refunded,
+                "fees": item.counters.fees,
             })
         })
         .collect();
     let revenue: i64 = sales.iter().map(|item| item.counters.revenue).sum();
+    let refunded: i64 = sales.iter().map(|item| item.counters.refunded).sum();
+    let fees: i64 = sales.iter().map(|item| item.counters.fees).sum();
     http::json(
         200,
-        &json!({ "concert_id": concert_id, "schedules": schedules, "revenue": revenue }),
+        &json!({
+            "concert_id": concert_id,
+            "schedules": schedules,
+            "revenue": revenue,
+            "refunded": refunded,
+            "fees": fees,
+        }),
     )
 }

@@ -31,8 +31,13 @@ pub async fn admit_for_a_minute(services: &Services) -> JobResult {
     }
 }
 
-/// The hold sweeper's run: tidies expired holds in storage (correctness never waits for it).
+/// The hold sweeper's run: tidies expired holds in storage (correctness never waits for it),
+/// then offers the seats that came free to the waiting lists of sold-out dates. A failure of
+/// one does not keep the other from running.
 pub async fn sweep_holds(services: &Services) -> JobResult {
-    services.sweep_expired_holds().await?;
+    let swept = services.sweep_expired_holds().await;
+    let offered = services.offer_to_waitlists().await;
+    swept?;
+    offered?;
     Ok(())
 }

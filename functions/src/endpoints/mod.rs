@@ -8,3 +8,4 @@ pub mod practice;
 pub mod queue;
 pub mod reservations;
 pub mod users;
+pub mod waitlist;

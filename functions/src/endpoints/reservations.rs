@@ -1,16 +1,18 @@
 //! `GET /schedules/{schedule_id}/seats`, `POST /reservations`, `GET /reservations/{id}`,
-//! `DELETE /reservations/{id}`, `POST /reservations/{id}/cancel`, `GET /me/reservations`.
+//! `DELETE /reservations/{id}`, `POST /reservations/{id}/cancel`,
+//! `GET /reservations/{id}/cancellation`, `GET /me/reservations`.
 
 use crate::{http, HandlerResult};
 use chrono::{DateTime, Utc};
 use lambda_http::Request;
 use serde_json::{json, Value};
+use shared::operations::Terms;
 use shared::reservations::Reservation;
 use shared::runtime::Services;
 
 pub async fn seats(services: &Services, request: Request) -> HandlerResult {
     let principal = http::principal(services, &request)?;
-    let (schedule_id, seats) = services
+    let map = services
         .seat_map(
             &principal,
             http::queue_token(&request),
@@ -18,7 +20,8 @@ pub async fn seats(services: &Services, request: Request) -> HandlerResult {
         )
         .await?;
     let now = services.clock.now();
-    let items: Vec<Value> = seats
+    let items: Vec<Value> = map
+        .seats
         .iter()
         .map(|state| {
             json!({
@@ -31,7 +34,18 @@ pub async fn seats(services: &Services, request: Request) -> HandlerResult {
             })
         })
         .collect();
-    http::json(200, &json!({ "schedule_id": schedule_id, "items": items }))
+    http::json(
+        200,
+        &json!({
+            "schedule_id": map.schedule_id,
+            "items": items,
+            "ticket_limit": {
+                "limit": map.limit,
+                "taken": map.taken,
+                "remaining": map.limit.saturating_sub(map.taken),
+            },
+        }),
+    )
 }
 
 pub async fn hold(services: &Services, request: Request) -> HandlerResult {
@@ -85,7 +99,39 @@ pub fn view(reservation: &Reservation, now: DateTime<Utc>) -> Value {
         "paid_at": reservation.paid_at,
         "cancelled_at": reservation.cancelled_at,
         "refund": reservation.refund,
+        "cancellation_fee": reservation.cancellation_fee,
     })
+}
+
+/// `GET /reservations/{reservation_id}/cancellation`: what cancelling would refund now.
+pub async fn cancellation_terms(services: &Services, request: Request) -> HandlerResult {
+    let principal = http::principal(services, &request)?;
+    let (reservation, preview) = services
+        .cancellation_preview(&principal, &http::path(&request, "reservation_id")?)
+        .await?;
+    let (cancellable, refund, fee, reason) = match preview.terms {
+        Terms::Cancellable { refund, fee } => (true, Some(refund), Some(fee), None),
+        Terms::NotConfirmed => (
+            false,
+            None,
+            None,
+            Some("only a confirmed booking can be cancelled"),
+        ),
+        Terms::Closed(why) => (false, None, None, Some(why)),
+    };
+    http::json(
+        200,
+        &json!({
+            "reservation_id": reservation.reservation_id,
+            "status": reservation.status(preview.at),
+            "amount": reservation.amount,
+            "cancellable": cancellable,
+            "refund": refund,
+            "fee": fee,
+            "reason": reason,
+            "as_of": preview.at,
+        }),
+    )
 }
 
 pub async fn cancel(services: &Services, request: Request) -> HandlerResult {

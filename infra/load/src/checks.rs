@@ -20,12 +20,19 @@ pub struct Account {
     pub balance: i64,
     /// Newest first, as listed.
     pub ledger: Vec<Value>,
+    /// The fan's waiting-list entry, if they joined one.
+    pub waitlist: Option<Value>,
 }
 
-/// Reads every fan's reservations, balance and ledger.
-pub async fn accounts(api: &Api, tokens: &[String]) -> Result<Vec<Account>, String> {
+/// Reads every fan's reservations, balance and ledger, and the waiting-list entry of those
+/// who joined one.
+pub async fn accounts(
+    api: &Api,
+    tokens: &[String],
+    journals: &[Journal],
+) -> Result<Vec<Account>, String> {
     let mut accounts = Vec::with_capacity(tokens.len());
-    for token in tokens {
+    for (token, journal) in tokens.iter().zip(journals) {
         let bearer = format!("Bearer {token}");
         let headers = [("authorization", bearer.as_str())];
         let reservations =
@@ -50,10 +57,30 @@ pub async fn accounts(api: &Api, tokens: &[String]) -> Result<Vec<Account>, Stri
             &headers,
         )
         .await?;
+        let waitlist = match &journal.waitlist_schedule {
+            Some(schedule_id) => {
+                let chain = api
+                    .call(Call {
+                        endpoint: "GET /schedules/{id}/waitlist",
+                        method: Method::GET,
+                        path: format!("/schedules/{schedule_id}/waitlist"),
+                        headers: &headers,
+                        body: None,
+                    })
+                    .await;
+                match chain.last() {
+                    Answer::Status(200, body) => Some(body.clone()),
+                    Answer::Status(404, _) => None,
+                    other => return Err(format!("waiting-list entry: {other:?}")),
+                }
+            }
+            None => None,
+        };
         accounts.push(Account {
             reservations,
             balance,
             ledger,
+            waitlist,
         });
     }
     Ok(accounts)
@@ -237,8 +264,30 @@ fn definite_status(chain: &Chain) -> Option<u16> {
         .flatten()
 }
 
-/// Every rule of "every answer honest", fan by fan.
-pub fn honesty(journals: &[Journal], accounts: &[Account]) -> Honesty {
+fn millis(at: &Value) -> Option<i64> {
+    at.as_str()
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+        .map(|at| at.timestamp_millis())
+}
+
+/// The reservations a fan learnt of from the waiting list: offers shown while polling, and the
+/// one the final entry names.
+fn offered_to(journal: &Journal, account: &Account) -> Vec<String> {
+    let mut ids: Vec<String> = journal
+        .waitlist_views
+        .iter()
+        .chain(account.waitlist.iter())
+        .filter_map(|view| view["reservation_id"].as_str())
+        .map(str::to_owned)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Every rule of "every answer honest", fan by fan, and the seller rules (`limit`: the
+/// concert's ticket limit).
+pub fn honesty(journals: &[Journal], accounts: &[Account], limit: u64) -> Honesty {
     let mut honesty = Honesty::default();
     for (fan, (journal, account)) in journals.iter().zip(accounts).enumerate() {
         let reservations = &account.reservations;
@@ -251,7 +300,9 @@ pub fn honesty(journals: &[Journal], accounts: &[Account]) -> Honesty {
             .chain(journal.pays.iter().map(|(chain, _)| chain))
             .chain(journal.cancels.iter().map(|(chain, _)| chain))
             .chain(journal.releases.iter().map(|(chain, _)| chain))
-            .chain(journal.leaves.iter());
+            .chain(journal.leaves.iter())
+            .chain(journal.waitlist_joins.iter())
+            .chain(journal.waitlist_leaves.iter().map(|(chain, _)| chain));
         honesty.unknown += chains
             .filter(|chain| definite_status(chain).is_none())
             .count() as u64;
@@ -287,6 +338,9 @@ pub fn honesty(journals: &[Journal], accounts: &[Account]) -> Honesty {
                 _ => {}
             }
         }
+        // A waiting-list offer is announced by the entry that names it.
+        let offers = offered_to(journal, account);
+        announced.extend(offers.iter().cloned());
         let unknown_holds = journal
             .holds
             .iter()
@@ -314,6 +368,58 @@ pub fn honesty(journals: &[Journal], accounts: &[Account]) -> Honesty {
                 )
             },
         );
+
+        // The ticket limit: a hold that would pass it is refused, and nobody ends with more.
+        // (A first hold that ran out before the second was answered, slowed down by faults,
+        // no longer counts: only a second hold made wholly within the first's time is judged.)
+        for (chain, seats, first_until) in &journal.past_limit {
+            if *first_until <= chain.last_answered_ms as i64 {
+                continue;
+            }
+            honesty.check(
+                "a hold past the ticket limit is refused",
+                definite_status(chain) != Some(201),
+                || format!("fan {fan}: {seats:?} held on top of a live hold"),
+            );
+        }
+        let mut taken: BTreeMap<&str, u64> = BTreeMap::new();
+        for reservation in reservations {
+            if matches!(reservation["status"].as_str(), Some("HELD" | "CONFIRMED")) {
+                *taken
+                    .entry(reservation["schedule_id"].as_str().unwrap_or(""))
+                    .or_default() += seats_of(reservation).len() as u64;
+            }
+        }
+        for (schedule, seats) in taken {
+            honesty.check(
+                "no fan holds or owns more than the ticket limit of a date",
+                seats <= limit,
+                || format!("fan {fan}: {seats} seats of {schedule} (limit {limit})"),
+            );
+        }
+
+        // The waiting list: one offer per entry, of the seats asked for, to the fan.
+        if let Some(entry) = &account.waitlist {
+            honesty.check(
+                "a waiting-list entry is offered seats once",
+                offers.len() <= 1,
+                || format!("fan {fan}: entry {} offered {offers:?}", entry["entry_id"]),
+            );
+            if let Some(id) = entry["reservation_id"].as_str() {
+                let stored = reservations.iter().find(|r| r["reservation_id"] == id);
+                honesty.check(
+                    "an offer holds the seats the fan asked for, in the fan's name",
+                    stored
+                        .is_some_and(|r| Some(seats_of(r).len() as u64) == entry["count"].as_u64()),
+                    || {
+                        format!(
+                            "fan {fan}: offer {id} for {} seats: {stored:?}",
+                            entry["count"]
+                        )
+                    },
+                );
+            }
+        }
 
         // Charges: each 200 is one CHARGE entry; no more entries than requests.
         let mut answered_charges = 0;
@@ -437,6 +543,75 @@ pub fn honesty(journals: &[Journal], accounts: &[Account]) -> Honesty {
         }
     }
     honesty
+}
+
+/// Offers go in line order: when a fan got an offer, everyone who joined before them asking
+/// for as many seats or fewer (of any grade), whose joining had been answered by then and who
+/// was still on the line, got theirs first.
+pub fn waitlist_order(journals: &[Journal], accounts: &[Account], honesty: &mut Honesty) {
+    struct Entry {
+        fan: usize,
+        joined_ms: i64,
+        /// When the fan was told they were on the line.
+        answered_ms: i64,
+        count: u64,
+        offered_ms: Option<i64>,
+        left_ms: Option<i64>,
+    }
+    let entries: Vec<Entry> = journals
+        .iter()
+        .zip(accounts)
+        .enumerate()
+        .filter_map(|(fan, (journal, account))| {
+            let entry = account.waitlist.as_ref()?;
+            let offered_ms = entry["reservation_id"].as_str().and_then(|id| {
+                let reservation = account
+                    .reservations
+                    .iter()
+                    .find(|r| r["reservation_id"] == id)?;
+                millis(&reservation["created_at"])
+            });
+            let left_ms = journal
+                .waitlist_leaves
+                .iter()
+                .filter(|(chain, _)| definite_status(chain) == Some(204))
+                .map(|(_, at)| *at as i64)
+                .min();
+            Some(Entry {
+                fan,
+                joined_ms: millis(&entry["joined_at"])?,
+                answered_ms: journal.waitlist_joins.first()?.last_answered_ms as i64,
+                count: entry["count"].as_u64()?,
+                offered_ms,
+                left_ms,
+            })
+        })
+        .collect();
+    for later in &entries {
+        let Some(offered_ms) = later.offered_ms else {
+            continue;
+        };
+        for earlier in &entries {
+            if earlier.joined_ms >= later.joined_ms
+                || earlier.count > later.count
+                || earlier.answered_ms >= offered_ms
+            {
+                continue;
+            }
+            let served_first = earlier.offered_ms.is_some_and(|at| at <= offered_ms);
+            let gone = earlier.left_ms.is_some_and(|at| at <= offered_ms);
+            honesty.check(
+                "waiting-list offers go in line order",
+                served_first || gone,
+                || {
+                    format!(
+                        "fan {} (joined {}, {} seats) was offered seats at {offered_ms} before fan {} (joined {}, {} seats)",
+                        later.fan, later.joined_ms, later.count, earlier.fan, earlier.joined_ms, earlier.count
+                    )
+                },
+            );
+        }
+    }
 }
 
 /// Whether the fan was told about this reservation by a 201.
@@ -752,7 +927,90 @@ mod tests {
             })],
             ..Account::default()
         };
-        let found = honesty(&[journal], &[account]);
+        let found = honesty(&[journal], &[account], 4);
         assert_eq!(found.broken_count(), 2, "{:?}", found.broken);
+    }
+
+    #[test]
+    fn a_hold_past_the_limit_that_succeeded_should_break_the_rules() {
+        let ok = |id: &str| Answer::Status(201, json!({"reservation_id": id, "status": "HELD"}));
+        let journal = Journal {
+            holds: vec![
+                (chain(vec![ok("r1")], 0, 10), vec![1, 2, 3]),
+                (chain(vec![ok("r2")], 20, 30), vec![7, 8]),
+            ],
+            past_limit: vec![(chain(vec![ok("r2")], 20, 30), vec![7, 8], 300_000)],
+            ..Journal::default()
+        };
+        let seats = |nos: &[u64]| {
+            nos.iter()
+                .map(|n| json!({"seat_no": n}))
+                .collect::<Vec<_>>()
+        };
+        let account = Account {
+            reservations: vec![
+                json!({"reservation_id": "r1", "status": "CONFIRMED", "schedule_id": "s", "seats": seats(&[1, 2, 3])}),
+                json!({"reservation_id": "r2", "status": "HELD", "schedule_id": "s", "seats": seats(&[7, 8])}),
+            ],
+            ..Account::default()
+        };
+        let found = honesty(&[journal], &[account], 4);
+        assert_eq!(
+            found.broken.keys().copied().collect::<Vec<_>>(),
+            [
+                "a hold past the ticket limit is refused",
+                "no fan holds or owns more than the ticket limit of a date"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_offer_to_a_later_fan_first_should_be_found() {
+        let fan = |joined: &str, answered: u64, count: u64, offered: Option<&str>| {
+            let journal = Journal {
+                waitlist_joins: vec![chain(
+                    vec![Answer::Status(201, json!({}))],
+                    answered - 5,
+                    answered,
+                )],
+                ..Journal::default()
+            };
+            let mut account = Account {
+                waitlist: Some(json!({
+                    "joined_at": joined, "count": count,
+                    "reservation_id": offered.map(|_| "r"),
+                })),
+                ..Account::default()
+            };
+            if let Some(at) = offered {
+                account
+                    .reservations
+                    .push(json!({"reservation_id": "r", "created_at": at}));
+            }
+            (journal, account)
+        };
+        // Fan 0 joined first for 1 seat; fan 1 joined later for 2 and was offered them while
+        // fan 0 waited on.
+        let (j0, a0) = fan("2026-06-01T10:00:00Z", 1_780_308_000_100, 1, None);
+        let (j1, a1) = fan(
+            "2026-06-01T10:00:01Z",
+            1_780_308_001_100,
+            2,
+            Some("2026-06-01T10:00:05Z"),
+        );
+        let mut found = Honesty::default();
+        waitlist_order(&[j0, j1], &[a0, a1], &mut found);
+        assert_eq!(found.broken_count(), 1, "{:?}", found.broken);
+        // Fan 0 asking for more than fan 1 got: no rule broken.
+        let (j0, a0) = fan("2026-06-01T10:00:00Z", 1_780_308_000_100, 3, None);
+        let (j1, a1) = fan(
+            "2026-06-01T10:00:01Z",
+            1_780_308_001_100,
+            2,
+            Some("2026-06-01T10:00:05Z"),
+        );
+        let mut found = Honesty::default();
+        waitlist_order(&[j0, j1], &[a0, a1], &mut found);
+        assert_eq!(found.broken_count(), 0);
     }
 }

@@ -43,6 +43,17 @@ impl Plan {
     fn aims_at_front(fan: usize) -> bool {
         fan.is_multiple_of(2)
     }
+
+    /// One fan in eight tries to take more than the ticket limit: once their hold succeeds, a
+    /// second hold that would pass it.
+    pub fn greedy(fan: usize) -> bool {
+        fan % 8 == 5
+    }
+
+    /// Three fans in four who find the date sold out join its waiting list.
+    pub fn waits(fan: usize) -> bool {
+        !fan.is_multiple_of(4)
+    }
 }
 
 /// Live counters for the progress line.
@@ -54,6 +65,8 @@ pub struct Progress {
     pub conflicts: AtomicU64,
     pub paid: AtomicU64,
     pub done: AtomicU64,
+    /// Fans on the waiting list, waiting for an offer.
+    pub on_waitlist: AtomicU64,
 }
 
 /// What the fan ended up doing.
@@ -71,6 +84,11 @@ pub struct Outcome {
     pub reentered: u32,
     /// The hold ran out before the payment reached it (410).
     pub hold_ran_out: bool,
+    /// A hold past the ticket limit was refused (409 TICKET_LIMIT_REACHED).
+    pub refused_past_limit: bool,
+    pub waitlisted: bool,
+    /// Seats came from the waiting list.
+    pub offered: bool,
 }
 
 /// A place in line as the queue token's claims name it.
@@ -107,6 +125,16 @@ pub struct Journal {
     pub cancels: Vec<(Chain, String)>,
     pub releases: Vec<(Chain, String)>,
     pub leaves: Vec<Chain>,
+    /// Second holds that would pass the ticket limit, with the seats asked for and when the
+    /// first hold ran out (epoch ms).
+    pub past_limit: Vec<(Chain, Vec<u64>, i64)>,
+    /// The date whose waiting list the fan joined.
+    pub waitlist_schedule: Option<String>,
+    /// Joining the waiting list, and leaving it (with when, the service's clock).
+    pub waitlist_joins: Vec<Chain>,
+    pub waitlist_leaves: Vec<(Chain, u64)>,
+    /// Each answer of `GET /schedules/{id}/waitlist` the fan got.
+    pub waitlist_views: Vec<Value>,
 }
 
 /// What the fan needs to know about the run.
@@ -117,6 +145,9 @@ pub struct Setting<'a> {
     /// `QUEUE_ACTIVE_TTL_SECONDS`: an ACTIVE token's `active_until` less this is when it was
     /// admitted.
     pub active_ttl_seconds: u64,
+    /// `HOLD_TTL_SECONDS`: how long a waiting-list fan keeps waiting once everyone else is done.
+    pub hold_ttl_seconds: u64,
+    pub fans: u64,
     pub deadline: Instant,
 }
 
@@ -300,7 +331,21 @@ pub async fn fan(
             .collect();
         let Some(seats) = pick(&free, wanted, number, attempt) else {
             outcome.sold_out = true;
-            leave(api, &headers, journal).await?;
+            if Plan::waits(number) && free.is_empty() {
+                wait_for_offer(
+                    setting,
+                    number,
+                    &bearer,
+                    &headers,
+                    &schedule_id,
+                    wanted,
+                    journal,
+                    &mut outcome,
+                )
+                .await?;
+            } else {
+                leave(api, &headers, journal).await?;
+            }
             return Ok(outcome);
         };
         let chain = api
@@ -332,6 +377,23 @@ pub async fn fan(
     };
     outcome.held = true;
     setting.progress.holds.fetch_add(1, Relaxed);
+    if Plan::greedy(number) {
+        let until = hold["expires_at"]
+            .as_str()
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .map_or(0, |at| at.timestamp_millis());
+        let first = (wanted, until);
+        past_limit(
+            setting,
+            number,
+            &headers,
+            &schedule_id,
+            first,
+            journal,
+            &mut outcome,
+        )
+        .await?;
+    }
     let reservation_id = hold["reservation_id"]
         .as_str()
         .ok_or(format!("hold: {hold}"))?
@@ -429,6 +491,210 @@ pub async fn fan(
         outcome.cancelled = definite(&chain, "cancel")?.0 == 200;
     }
     Ok(outcome)
+}
+
+/// A second hold that, with the first (`held` seats until `held_until`), passes the ticket
+/// limit: it must be refused while the first is live.
+async fn past_limit(
+    setting: &Setting<'_>,
+    number: usize,
+    headers: &[(&str, &str)],
+    schedule_id: &str,
+    (held, held_until): (usize, i64),
+    journal: &mut Journal,
+    outcome: &mut Outcome,
+) -> Result<(), String> {
+    let api = setting.api;
+    let chain = api
+        .call(Call {
+            endpoint: "GET /schedules/{id}/seats",
+            method: Method::GET,
+            path: format!("/schedules/{schedule_id}/seats"),
+            headers,
+            body: None,
+        })
+        .await;
+    let (_, map) = definite(&chain, "seat map")?;
+    let limit = map["ticket_limit"]["limit"].as_u64().unwrap_or(4) as usize;
+    let free: Vec<u64> = map["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|seat| seat["status"] == "AVAILABLE")
+        .filter_map(|seat| seat["seat_no"].as_u64())
+        .collect();
+    let extra = (limit + 1).saturating_sub(held).clamp(1, 4);
+    let seats = match pick(&free, extra, number, 0) {
+        Some(seats) => seats,
+        None if free.len() >= extra => free[..extra].to_vec(),
+        None => return Ok(()),
+    };
+    let chain = api
+        .call(Call {
+            endpoint: "POST /reservations",
+            method: Method::POST,
+            path: "/reservations".into(),
+            headers,
+            body: Some(json!({ "schedule_id": schedule_id, "seat_nos": seats })),
+        })
+        .await;
+    journal.holds.push((chain.clone(), seats.clone()));
+    journal.past_limit.push((chain.clone(), seats, held_until));
+    match definite(&chain, "hold past the limit")? {
+        (409, body) if body["error"]["code"] == "TICKET_LIMIT_REACHED" => {
+            outcome.refused_past_limit = true;
+        }
+        // The seats went meanwhile; or the limit failed (the checks say so).
+        (409, _) | (201, _) => {}
+        (status, body) => return Err(format!("hold past the limit: {status} {body}")),
+    }
+    Ok(())
+}
+
+/// A fan who found the date sold out: joins its waiting list for the seats they wanted, gives
+/// the place in line up, and waits for an offer, which they pay; they wait while others are
+/// still shopping and a hold's time after (seats held then may still come free).
+#[allow(clippy::too_many_arguments)]
+async fn wait_for_offer(
+    setting: &Setting<'_>,
+    number: usize,
+    bearer: &str,
+    headers: &[(&str, &str)],
+    schedule_id: &str,
+    wanted: usize,
+    journal: &mut Journal,
+    outcome: &mut Outcome,
+) -> Result<(), String> {
+    let api = setting.api;
+    let path = format!("/schedules/{schedule_id}/waitlist");
+    let chain = api
+        .call(Call {
+            endpoint: "POST /schedules/{id}/waitlist",
+            method: Method::POST,
+            path: path.clone(),
+            headers,
+            body: Some(json!({ "count": wanted })),
+        })
+        .await;
+    journal.waitlist_joins.push(chain.clone());
+    journal.waitlist_schedule = Some(schedule_id.to_owned());
+    match definite(&chain, "join the waiting list")? {
+        (200 | 201, _) => {}
+        (status, body) => return Err(format!("join the waiting list: {status} {body}")),
+    }
+    outcome.waitlisted = true;
+    leave(api, headers, journal).await?;
+    let progress = setting.progress;
+    progress.on_waitlist.fetch_add(1, Relaxed);
+    let auth = [("authorization", bearer)];
+    let patience = Duration::from_secs(setting.hold_ttl_seconds + 5);
+    let mut others_done_at: Option<Instant> = None;
+    let result = loop {
+        let others_done =
+            progress.done.load(Relaxed) + progress.on_waitlist.load(Relaxed) >= setting.fans;
+        if !others_done {
+            others_done_at = None;
+        } else if others_done_at.is_none() {
+            others_done_at = Some(Instant::now());
+        }
+        let waited_out = others_done_at.is_some_and(|at| at.elapsed() > patience);
+        if Instant::now() > setting.deadline || waited_out {
+            let chain = api
+                .call(Call {
+                    endpoint: "DELETE /schedules/{id}/waitlist",
+                    method: Method::DELETE,
+                    path: path.clone(),
+                    headers: &auth,
+                    body: None,
+                })
+                .await;
+            journal.waitlist_leaves.push((chain.clone(), api.now_ms()));
+            break definite(&chain, "leave the waiting list").map(drop);
+        }
+        let answer = api
+            .once(Call {
+                endpoint: "GET /schedules/{id}/waitlist",
+                method: Method::GET,
+                path: path.clone(),
+                headers: &auth,
+                body: None,
+            })
+            .await;
+        if answer.status() == Some(200) {
+            let view = answer.body().clone();
+            journal.waitlist_views.push(view.clone());
+            match view["status"].as_str() {
+                Some("OFFERED") => {
+                    outcome.offered = true;
+                    break take_offer(setting, bearer, &view, journal, outcome).await;
+                }
+                Some("WAITING") => {}
+                _ => break Ok(()),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1000 + (number as u64 * 53) % 500)).await;
+    };
+    progress.on_waitlist.fetch_sub(1, Relaxed);
+    result
+}
+
+/// Pays an offer from the waiting list with the queue token that came with it.
+async fn take_offer(
+    setting: &Setting<'_>,
+    bearer: &str,
+    view: &Value,
+    journal: &mut Journal,
+    outcome: &mut Outcome,
+) -> Result<(), String> {
+    let api = setting.api;
+    let offer = &view["offer"];
+    let (Some(reservation_id), Some(queue_token)) = (
+        offer["reservation"]["reservation_id"].as_str(),
+        offer["queue_token"].as_str(),
+    ) else {
+        return Err(format!("an offer without its reservation or token: {view}"));
+    };
+    let amount = offer["reservation"]["amount"].as_i64().unwrap_or(0);
+    let charge_key = uuid::Uuid::new_v4().to_string();
+    let chain = api
+        .call(Call {
+            endpoint: "POST /balance/charge",
+            method: Method::POST,
+            path: "/balance/charge".into(),
+            headers: &[("authorization", bearer), ("idempotency-key", &charge_key)],
+            body: Some(json!({ "amount": amount })),
+        })
+        .await;
+    journal.charges.push(chain.clone());
+    if definite(&chain, "charge for the offer")?.0 != 200 {
+        return Err(format!("charge for the offer: {:?}", chain.last()));
+    }
+    let pay_key = uuid::Uuid::new_v4().to_string();
+    let chain = api
+        .call(Call {
+            endpoint: "POST /payments",
+            method: Method::POST,
+            path: "/payments".into(),
+            headers: &[
+                ("authorization", bearer),
+                ("x-queue-token", queue_token),
+                ("idempotency-key", &pay_key),
+            ],
+            body: Some(json!({ "reservation_id": reservation_id })),
+        })
+        .await;
+    journal
+        .pays
+        .push((chain.clone(), reservation_id.to_owned()));
+    match definite(&chain, "pay the offer")? {
+        (201, _) => {
+            outcome.paid = true;
+            setting.progress.paid.fetch_add(1, Relaxed);
+        }
+        (410, _) => outcome.hold_ran_out = true,
+        (status, body) => return Err(format!("pay the offer: {status} {body}")),
+    }
+    Ok(())
 }
 
 /// Gives the place in line up.

@@ -270,6 +270,7 @@ async fn main() -> Result<(), String> {
         .as_str()
         .ok_or(format!("create concert: {:?}", created.last()))?
         .to_owned();
+    let ticket_limit = created.last().body()["ticket_limit"].as_u64().unwrap_or(4);
     println!(
         "concert {concert_id}: {} dates × {} seats, {} fans",
         options.dates,
@@ -345,6 +346,8 @@ async fn main() -> Result<(), String> {
         progress: &progress,
         concert_id: &concert_id,
         active_ttl_seconds: setting("QUEUE_ACTIVE_TTL_SECONDS", 600),
+        hold_ttl_seconds: setting("HOLD_TTL_SECONDS", 300),
+        fans: tokens.len() as u64,
         deadline,
     };
     let runs = futures::future::join_all(tokens.iter().enumerate().map(|(i, token)| {
@@ -404,6 +407,12 @@ async fn main() -> Result<(), String> {
                     ("declined (402)", o.declined),
                     ("hold ran out before paying (410)", o.hold_ran_out),
                     ("found no seats left", o.sold_out),
+                    ("joined the waiting list", o.waitlisted),
+                    ("were offered seats from the waiting list", o.offered),
+                    (
+                        "tried to pass the ticket limit and were refused (409)",
+                        o.refused_past_limit,
+                    ),
                     ("still waiting at the deadline", o.gave_up),
                 ] {
                     *count.entry(name).or_default() += yes as u64;
@@ -420,7 +429,7 @@ async fn main() -> Result<(), String> {
     }
     // Abandoned holds run out by themselves: wait for the last of them and one sweep (within
     // the deadline), so the final figures show them expired and their seats back on sale.
-    let mut accounts = checks::accounts(&api, &tokens).await?;
+    let mut accounts = checks::accounts(&api, &tokens, &journals).await?;
     let mut books = checks::books(&accounts);
     let sweep_ms = setting("ADMIT_INTERVAL_SECONDS", 1) as i64 * 1000;
     if let Some(last) = books.held_until {
@@ -432,11 +441,12 @@ async fn main() -> Result<(), String> {
                 wait.as_secs_f64()
             );
             tokio::time::sleep(wait).await;
-            accounts = checks::accounts(&api, &tokens).await?;
+            accounts = checks::accounts(&api, &tokens, &journals).await?;
             books = checks::books(&accounts);
         }
     }
-    let honesty = checks::honesty(&journals, &accounts);
+    let mut honesty = checks::honesty(&journals, &accounts, ticket_limit);
+    checks::waitlist_order(&journals, &accounts, &mut honesty);
     let shards = setting("QUEUE_ENTRY_SHARDS", 1);
     let positions = checks::positions(&journals, shards);
     let still_held = books.statuses.get("HELD").copied().unwrap_or(0);
@@ -463,6 +473,8 @@ async fn main() -> Result<(), String> {
         .map(|s| s["held_seats"].as_i64().unwrap_or(0))
         .sum();
     let revenue = sales["revenue"].as_i64().unwrap_or(-1);
+    // Revenue is payments less refunds: the confirmed bookings and the fees cancellations kept.
+    let fees = sales["fees"].as_i64().unwrap_or(0);
     let double_booked = books.confirmed_seats.values().filter(|n| **n > 1).count();
     let busy_without_retry_after = history
         .iter()
@@ -517,7 +529,7 @@ async fn main() -> Result<(), String> {
          | fans still waiting at the deadline | {stuck} |\n\
          | holds not ended after their time and one sweep | {still_held} (seats held in the sales report: {held_in_sales}) |\n\
          | money: balances equal to their ledgers | {money_ok} of {} |\n\
-         | revenue (sales report) = confirmed amounts | {revenue} = {} |\n\
+         | revenue (sales report) = confirmed amounts + cancellation fees | {revenue} = {} + {fees} |\n\
          | answers checked against the final state | {} checks, {} broken |\n\
          | requests left without a definite answer at the deadline | {} |\n",
         books.confirmed_seats.len(),
@@ -642,7 +654,7 @@ async fn main() -> Result<(), String> {
         println!("(written to {path}, section {})", options.section);
     }
     let sold_matches =
-        sold == books.confirmed_seats.len() as i64 && revenue == books.confirmed_amount;
+        sold == books.confirmed_seats.len() as i64 && revenue == books.confirmed_amount + fees;
     let positions_broken = positions.out_of_order.len()
         + positions.understated.len()
         + positions.shared_positions.len()

@@ -46,6 +46,8 @@ pub async fn demo(services: &Services) -> Result<()> {
                 ],
                 seat_map: None,
                 price: Some(55_000),
+                ticket_limit: None,
+                cancellation_fees: None,
             },
         )
         .await?;

@@ -220,6 +220,8 @@ fn draft(page: &ImportedPage, source: &Url, now: DateTime<Utc>) -> Result<Import
         schedules: vec![NewSchedule { starts_at }],
         seat_map: Some(practice_seat_map()),
         price: None,
+        ticket_limit: None,
+        cancellation_fees: None,
     };
     let seats = body.validate()?;
     let concert = Concert {

@@ -8,13 +8,16 @@ mod import;
 mod money;
 mod queue;
 mod reservations;
+mod users;
+mod waitlist;
 
 pub use catalog::{CreatedConcert, ScheduleAvailability};
 pub use import::{normalise, ImportRequest, Imported};
-pub use money::{Replied, ScheduleSales};
+pub use money::{CancellationPreview, Replied, ScheduleSales, Terms};
 pub use queue::line::MissingSince;
 pub use queue::{AdmitReport, Admitted, EnterQueue, Place, QueueView};
-mod users;
+pub use reservations::SeatMap;
+pub use waitlist::WaitlistView;
 
 use crate::error::{DomainError, Result};
 

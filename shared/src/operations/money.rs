@@ -11,6 +11,7 @@ use crate::money::{
 };
 use crate::queue::QueueClaims;
 use crate::reservations::{Reservation, ReservationStatus};
+use crate::rules::CancellationTerms;
 use crate::runtime::Services;
 use crate::store::{CancelWrite, PaymentWrite, Role, SalesCounters};
 use serde_json::{json, Value};
@@ -26,6 +27,25 @@ const MAX_ATTEMPTS: u32 = 25;
 pub struct Replied {
     pub status: u16,
     pub body: Value,
+}
+
+/// Whether and on what terms a reservation may be cancelled now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Terms {
+    Cancellable {
+        refund: i64,
+        fee: i64,
+    },
+    /// Only confirmed bookings are cancelled.
+    NotConfirmed,
+    /// Too near the show (or past it).
+    Closed(&'static str),
+}
+
+/// `GET /reservations/{id}/cancellation`.
+pub struct CancellationPreview {
+    pub terms: Terms,
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// One schedule's figures for `GET /admin/concerts/{id}/sales`.
@@ -376,6 +396,7 @@ impl Services {
                 Role::ActiveSlot,
                 Role::Seat,
                 Role::Sales,
+                Role::Tickets,
             ];
             if !cancelled.failed.iter().all(|role| retryable.contains(role)) {
                 return Err(DomainError::internal(format!(
@@ -411,16 +432,15 @@ impl Services {
                 // (its answer was lost), and its answer is the same.
                 return Ok(reservation);
             }
-            if reservation.status(now) != ReservationStatus::Confirmed {
-                return Err(DomainError::ReservationNotPayable);
-            }
-            if reservation.starts_at <= now {
-                return Err(DomainError::BookingClosed("the show has already started"));
-            }
+            let (refund, fee) = match self.cancellation_terms_of(&reservation, now).await? {
+                Terms::Cancellable { refund, fee } => (refund, fee),
+                Terms::NotConfirmed => return Err(DomainError::ReservationNotPayable),
+                Terms::Closed(why) => return Err(DomainError::BookingClosed(why)),
+            };
             let (entry, after) = account
                 .apply(
                     EntryType::Refund,
-                    reservation.amount,
+                    refund,
                     Some(reservation.reservation_id),
                     new_id(),
                     now,
@@ -436,6 +456,8 @@ impl Services {
                 read: account,
                 after,
                 entry: &entry,
+                refund,
+                fee,
                 now,
             };
             match self.store.cancel_booking(write).await? {
@@ -451,7 +473,8 @@ impl Services {
                     return Ok(Reservation {
                         status: ReservationStatus::Cancelled,
                         cancelled_at: Some(now),
-                        refund: Some(reservation.amount),
+                        refund: Some(refund),
+                        cancellation_fee: Some(fee),
                         ..reservation
                     });
                 }
@@ -464,6 +487,7 @@ impl Services {
                                 | Role::Reservation
                                 | Role::Seat
                                 | Role::Sales
+                                | Role::Tickets
                         )
                     }) =>
                 {
@@ -479,6 +503,51 @@ impl Services {
             }
         }
         Err(gave_up(contended))
+    }
+
+    /// `GET /reservations/{id}/cancellation`: what cancelling the caller's booking would give
+    /// back now, by the concert's fee schedule.
+    pub async fn cancellation_preview(
+        &self,
+        principal: &Principal,
+        raw_id: &str,
+    ) -> Result<(Reservation, CancellationPreview)> {
+        let reservation = self.my_reservation(principal, raw_id).await?;
+        let now = self.clock.now();
+        let terms = self.cancellation_terms_of(&reservation, now).await?;
+        Ok((reservation, CancellationPreview { terms, at: now }))
+    }
+
+    /// The terms of cancelling `reservation` at `now`.
+    async fn cancellation_terms_of(
+        &self,
+        reservation: &Reservation,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Terms> {
+        if reservation.status(now) != ReservationStatus::Confirmed {
+            return Ok(Terms::NotConfirmed);
+        }
+        if reservation.starts_at <= now {
+            return Ok(Terms::Closed("the show has already started"));
+        }
+        let concert = self.concert(&reservation.concert_id.to_string()).await?;
+        let booked_at = reservation.paid_at.unwrap_or(reservation.created_at);
+        Ok(
+            match concert.cancellation_fees.terms(
+                reservation.amount,
+                reservation.seats.len() as u32,
+                booked_at,
+                reservation.starts_at,
+                now,
+            ) {
+                CancellationTerms::Cancellable { refund, fee } => {
+                    Terms::Cancellable { refund, fee }
+                }
+                CancellationTerms::Closed => {
+                    Terms::Closed("a booking cannot be cancelled this near the show")
+                }
+            },
+        )
     }
 
     /// `GET /admin/concerts/{id}/sales`.

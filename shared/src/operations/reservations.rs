@@ -9,7 +9,7 @@ use crate::ids::{new_id, parse_id};
 use crate::metrics;
 use crate::reservations::{NewHold, Reservation, ReservationStatus, ReservedSeat};
 use crate::runtime::Services;
-use crate::store::{keys, HoldConflict, HOLD_SHARDS};
+use crate::store::{keys, HoldConflict, TicketsWrite, HOLD_SHARDS};
 use chrono::Duration;
 use uuid::Uuid;
 
@@ -20,6 +20,16 @@ const HOLD_ATTEMPTS: u32 = 3;
 const SWEEP_PAGE: i32 = 100;
 const SWEEP_PAGES_PER_SHARD: usize = 10;
 
+/// A date's seats as an admitted fan sees them, and how many more the fan may take.
+pub struct SeatMap {
+    pub schedule_id: Uuid,
+    pub seats: Vec<SeatState>,
+    /// The concert's ticket limit per person for the date.
+    pub limit: u32,
+    /// Seats the caller holds (in time) or booked for the date.
+    pub taken: u32,
+}
+
 impl Services {
     /// `GET /schedules/{schedule_id}/seats` for a caller admitted to the schedule's concert.
     pub async fn seat_map(
@@ -27,7 +37,7 @@ impl Services {
         principal: &Principal,
         queue_token: Option<&str>,
         raw_schedule_id: &str,
-    ) -> Result<(Uuid, Vec<SeatState>)> {
+    ) -> Result<SeatMap> {
         let claims = self.admission_claims(principal, queue_token)?;
         let schedule_id = parse_id(raw_schedule_id).ok_or(DomainError::NotFound("schedule"))?;
         // The token, its shard's progress, and the concert and the schedule unless this process
@@ -42,6 +52,7 @@ impl Services {
                 claims.shd,
                 cached_concert.is_none(),
                 cached_schedule.is_none().then_some(schedule_id),
+                Some(schedule_id),
             ),
             self.store.seats_in_blocks(schedule_id, 0..1),
         )?;
@@ -63,14 +74,19 @@ impl Services {
         let concert = cached_concert.or(snapshot.concert);
         let schedule = cached_schedule.or(snapshot.schedule);
         let now = self.clock.now();
-        if concert.map(|c| c.status(now)) != Some(ConcertStatus::BookingOpen) {
+        let Some(concert) = concert.filter(|c| c.status(now) == ConcertStatus::BookingOpen) else {
             return Err(DomainError::BookingClosed("the concert is not on sale"));
-        }
+        };
         let blocks = keys::seat_blocks(schedule.map_or(0, |s| s.total_seats));
         if blocks > 1 {
             seats.extend(self.store.seats_in_blocks(schedule_id, 1..blocks).await?);
         }
-        Ok((schedule_id, seats))
+        Ok(SeatMap {
+            schedule_id,
+            seats,
+            limit: concert.ticket_limit,
+            taken: snapshot.tickets.map_or(0, |tickets| tickets.taken(now)),
+        })
     }
 
     /// `POST /reservations`: holds 1..4 seats together for `HOLD_TTL_SECONDS`, all or none.
@@ -148,6 +164,35 @@ impl Services {
                 metrics::count("SeatConflicts", 1);
                 return Err(DomainError::SeatUnavailable { seat_nos: taken });
             }
+            // The rules: no hold while the caller cools down from letting too many go, and the
+            // caller's tickets for this date within the concert's limit.
+            let mut tickets = context.tickets.unwrap_or_default();
+            tickets.settle(now);
+            if let Some(wait) = self.config.parking.wait(&tickets.drops, now) {
+                metrics::count("HoldCooldowns", 1);
+                return Err(DomainError::HoldCooldown {
+                    retry_after_seconds: wait,
+                });
+            }
+            let reservation_id = new_id();
+            let expires_at = now + Duration::seconds(self.config.hold_ttl_seconds);
+            let count = seat_nos.len() as u32;
+            let taken = tickets.taken(now);
+            let Some(slots) = tickets.claim(
+                reservation_id,
+                expires_at,
+                false,
+                count,
+                concert.ticket_limit,
+                now,
+            ) else {
+                metrics::count("TicketLimitRefusals", 1);
+                return Err(DomainError::TicketLimitReached {
+                    limit: concert.ticket_limit,
+                    taken,
+                    requested: count,
+                });
+            };
             let seats: Vec<ReservedSeat> = context
                 .seats
                 .into_iter()
@@ -160,7 +205,7 @@ impl Services {
                 })
                 .collect();
             let reservation = Reservation {
-                reservation_id: new_id(),
+                reservation_id,
                 user_id: principal.user_id,
                 schedule_id,
                 concert_id: concert.concert_id,
@@ -170,14 +215,24 @@ impl Services {
                 seats,
                 status: ReservationStatus::Held,
                 created_at: now,
-                expires_at: now + Duration::seconds(self.config.hold_ttl_seconds),
+                expires_at,
                 payment_id: None,
                 paid_at: None,
                 cancelled_at: None,
                 refund: None,
                 queue_token_id: Some(token_id),
+                limit_slots: slots,
+                cancellation_fee: None,
             };
-            match self.store.create_hold(&reservation, token_id, now).await? {
+            let write = TicketsWrite {
+                tickets,
+                keep_until: schedule.starts_at,
+            };
+            match self
+                .store
+                .create_hold(&reservation, token_id, &write, now)
+                .await?
+            {
                 Ok(()) => {
                     metrics::count("HoldsCreated", 1);
                     self.events

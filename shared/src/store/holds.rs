@@ -9,6 +9,7 @@ use super::items::{
     cancellation_reasons, key, millis, progress_key, reservation_key, seat_key, seat_state,
     token_key, ConcertItem, ProgressItem, ReservationItem, ScheduleItem, SeatItem, TokenItem,
 };
+use super::tickets::{tickets_from, tickets_key, SlotChange, TicketsWrite};
 use super::{
     applied, from_item, keys, s, sdk_error, sort_key, to_item, Item, Reason, Role, Store,
     Transaction,
@@ -17,6 +18,7 @@ use crate::catalog::{Concert, Schedule, SeatState, SeatStatus};
 use crate::error::{DomainError, Result};
 use crate::queue::{QueueToken, ShardProgress};
 use crate::reservations::{Reservation, ReservationStatus};
+use crate::rules::Tickets;
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
@@ -38,6 +40,8 @@ pub struct HoldContext {
     pub token: Option<QueueToken>,
     /// The progress of the token's entry shard (for the position in a refusal).
     pub progress: ShardProgress,
+    /// The caller's tickets for the date, if they ever held any.
+    pub tickets: Option<Tickets>,
 }
 
 /// Why a hold transaction did not go through.
@@ -86,6 +90,7 @@ impl Store {
         let mut request = request
             .keys(token_key(concert_id, user_id))
             .keys(progress_key(concert_id, shard))
+            .keys(tickets_key(user_id, schedule_id))
             .consistent_read(true);
         for seat_no in seat_nos {
             request = request.keys(seat_key(schedule_id, *seat_no));
@@ -99,10 +104,14 @@ impl Store {
             seats: Vec::new(),
             token: None,
             progress: ShardProgress::default(),
+            tickets: None,
         };
         for item in items {
             let sk = sort_key(&item);
             match sk.as_str() {
+                sk if sk.starts_with(keys::TICKETS_SK_PREFIX) => {
+                    context.tickets = Some(tickets_from(item)?);
+                }
                 keys::CONCERT_SK => context.concert = Some(from_item::<ConcertItem>(item)?.concert),
                 keys::QUEUE_TOKEN_SK => context.token = Some(from_item::<TokenItem>(item)?.token),
                 keys::QUEUE_PROGRESS_SK => {
@@ -191,14 +200,81 @@ impl Store {
         &self,
         reservation: &Reservation,
         token_id: Uuid,
+        tickets: &TicketsWrite,
         now: DateTime<Utc>,
     ) -> Result<Result<(), HoldConflict>> {
         let seat_nos = reservation.seat_nos();
         let mut request = self.client.transact_write_items();
-        for seat_no in &seat_nos {
+        for item in self.hold_items(reservation, now)? {
+            request = request.transact_items(item);
+        }
+        request = request
+            .transact_items(self.active_token_check(
+                reservation.concert_id,
+                reservation.user_id,
+                token_id,
+                now,
+            )?)
+            .transact_items(self.tickets_put(
+                reservation.user_id,
+                reservation.schedule_id,
+                tickets,
+            )?);
+        match request.send().await {
+            Ok(_) => Ok(Ok(())),
+            Err(err) => {
+                let Some(reasons) = err.as_service_error().and_then(cancellation_reasons) else {
+                    return Err(sdk_error("create_hold", err));
+                };
+                let failed = |(index, code): &&(usize, String)| {
+                    Reason::of(code) == Some(Reason::Condition) && *index <= seat_nos.len() + 1
+                };
+                let taken: Vec<u32> = reasons
+                    .iter()
+                    .filter(failed)
+                    .filter(|(index, _)| *index < seat_nos.len())
+                    .map(|(index, _)| seat_nos[*index])
+                    .collect();
+                // Items: the seats, the reservation, the token check, the caller's tickets.
+                let tickets_changed = reasons.iter().any(|(index, code)| {
+                    *index == seat_nos.len() + 2 && Reason::of(code) == Some(Reason::Condition)
+                });
+                if reasons
+                    .iter()
+                    .filter(failed)
+                    .any(|(index, _)| *index == seat_nos.len() + 1)
+                {
+                    Ok(Err(HoldConflict::QueueToken))
+                } else if !taken.is_empty() {
+                    Ok(Err(HoldConflict::Seats(taken)))
+                } else if tickets_changed
+                    || reasons
+                        .iter()
+                        .all(|(_, code)| Reason::of(code) == Some(Reason::Busy))
+                {
+                    // Busy items, or another hold, payment or release of the caller's for this
+                    // date changed their tickets since the read: read again.
+                    Ok(Err(HoldConflict::Busy))
+                } else {
+                    Err(sdk_error("create_hold", err))
+                }
+            }
+        }
+    }
+
+    /// The items a hold writes, seats first: each seat taken on condition it is free (AVAILABLE,
+    /// or HELD by a hold whose time has passed), then the reservation (new, with its entry in
+    /// the live-hold index).
+    pub(crate) fn hold_items(
+        &self,
+        reservation: &Reservation,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TransactWriteItem>> {
+        let mut items = Vec::new();
+        for seat_no in reservation.seat_nos() {
             let update = Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(seat_key(reservation.schedule_id, *seat_no)))
+                .set_key(Some(seat_key(reservation.schedule_id, seat_no)))
                 .update_expression(
                     "SET #status = :held, reservation_id = :reservation, hold_expires_at = :until",
                 )
@@ -217,7 +293,7 @@ impl Store {
                 .expression_attribute_values(":now", millis(now))
                 .build()
                 .map_err(DomainError::internal)?;
-            request = request.transact_items(TransactWriteItem::builder().update(update).build());
+            items.push(TransactWriteItem::builder().update(update).build());
         }
         let item = to_item(&ReservationItem {
             pk: keys::user(reservation.user_id),
@@ -236,47 +312,8 @@ impl Store {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(DomainError::internal)?;
-        request = request
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(self.active_token_check(
-                reservation.concert_id,
-                reservation.user_id,
-                token_id,
-                now,
-            )?);
-        match request.send().await {
-            Ok(_) => Ok(Ok(())),
-            Err(err) => {
-                let Some(reasons) = err.as_service_error().and_then(cancellation_reasons) else {
-                    return Err(sdk_error("create_hold", err));
-                };
-                let failed = |(index, code): &&(usize, String)| {
-                    Reason::of(code) == Some(Reason::Condition) && *index <= seat_nos.len() + 1
-                };
-                let taken: Vec<u32> = reasons
-                    .iter()
-                    .filter(failed)
-                    .filter(|(index, _)| *index < seat_nos.len())
-                    .map(|(index, _)| seat_nos[*index])
-                    .collect();
-                if reasons
-                    .iter()
-                    .filter(failed)
-                    .any(|(index, _)| *index == seat_nos.len() + 1)
-                {
-                    Ok(Err(HoldConflict::QueueToken))
-                } else if !taken.is_empty() {
-                    Ok(Err(HoldConflict::Seats(taken)))
-                } else if reasons
-                    .iter()
-                    .all(|(_, code)| Reason::of(code) == Some(Reason::Busy))
-                {
-                    Ok(Err(HoldConflict::Busy))
-                } else {
-                    Err(sdk_error("create_hold", err))
-                }
-            }
-        }
+        items.push(TransactWriteItem::builder().put(put).build());
+        Ok(items)
     }
 
     /// A transaction item that checks the user's queue token for a concert is `token_id` and
@@ -353,12 +390,18 @@ impl Store {
     ) -> Result<bool> {
         for attempt in 0..3u64 {
             match self
-                .release_transaction(reservation, now)?
+                .release_transaction(reservation, SlotChange::Release, now)?
                 .run(self, "release_hold")
                 .await?
             {
                 Ok(()) => return Ok(true),
-                Err(cancelled) if cancelled.failed(Role::Reservation) => return Ok(false),
+                // Ran out, or its time passed so near now that another hold of the caller's
+                // took its places under the ticket limit: no longer a live hold.
+                Err(cancelled)
+                    if cancelled.failed(Role::Reservation) || cancelled.failed(Role::Tickets) =>
+                {
+                    return Ok(false)
+                }
                 // A seat collided with someone's concurrent attempt to hold it (which fails,
                 // the seat being held), or an item was throttled: try again.
                 Err(cancelled) if cancelled.failed.is_empty() => {}
@@ -376,9 +419,12 @@ impl Store {
 
     /// The items that release a live hold: the reservation RELEASED on condition it is HELD
     /// and in time, each seat AVAILABLE on condition it is still held by it.
+    /// `slot_change`: the holder gave the seats back (a drop), or they were freed for them (a
+    /// declined payment).
     pub(crate) fn release_transaction(
         &self,
         reservation: &Reservation,
+        slot_change: SlotChange,
         now: DateTime<Utc>,
     ) -> Result<Transaction> {
         let mut transaction = Transaction::new();
@@ -403,6 +449,9 @@ impl Store {
                 Role::Seat,
                 TransactWriteItem::builder().update(free).build(),
             );
+        }
+        if let Some(tickets) = self.tickets_update(reservation, slot_change, now)? {
+            transaction.push(Role::Tickets, tickets);
         }
         Ok(transaction)
     }

@@ -152,6 +152,27 @@ pub fn queue_token(concert_id: Uuid, user_id: Uuid) -> String {
 pub const QUEUE_TOKEN_SK: &str = "TOKEN";
 
 /// A reservation, under its owner's partition.
+/// A user's tickets for one date (the ticket limit and the seat-parking rule), in the user's
+/// partition.
+pub fn tickets_sk(schedule_id: Uuid) -> String {
+    format!("{TICKETS_SK_PREFIX}{schedule_id}")
+}
+pub const TICKETS_SK_PREFIX: &str = "TICKETS#";
+
+/// A user's place on a date's waiting list, in the user's partition (one per user and date).
+pub fn waitlist_sk(schedule_id: Uuid) -> String {
+    format!("WAIT#{schedule_id}")
+}
+
+/// A date's waiting line in the index: entries waiting or holding an offer, in join order.
+pub fn waitline(schedule_id: Uuid) -> String {
+    format!("WAITLINE#{schedule_id}")
+}
+
+/// The dates that have a waiting list (sort key `SCHEDULE#{id}`), which the offering job
+/// reads every run; kept until a day after the show.
+pub const WAITLISTS: &str = "WAITLISTS";
+
 pub fn reservation_sk(reservation_id: Uuid) -> String {
     format!("RES#{reservation_id}")
 }

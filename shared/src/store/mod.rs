@@ -13,7 +13,9 @@ mod items;
 pub mod keys;
 mod money;
 mod queue;
+mod tickets;
 mod users;
+mod waitlist;
 
 use crate::error::DomainError;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -29,6 +31,8 @@ pub use queue::{
     admission_items, Activation, Admission, AdmissionState, AdmitConflict, PreEntrant,
     QueueSnapshot, MAX_STASHED, MAX_TRANSACTION_ITEMS,
 };
+pub use tickets::{SlotChange, TicketsWrite};
+pub use waitlist::Offer;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -153,6 +157,10 @@ pub enum Role {
     /// An early entrant's item in a concert's pre-queue.
     PreEntrant,
     Sales,
+    /// The user's tickets for the date (ticket limit, seat parking).
+    Tickets,
+    /// A waiting-list entry.
+    Waitlist,
 }
 
 /// `Ok(true)` if a conditional write went through, `Ok(false)` if its condition failed.

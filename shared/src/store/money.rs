@@ -9,8 +9,8 @@ use super::items::{
     ReservationItem, ScheduleItem, TokenItem,
 };
 use super::{
-    cursor, from_item, keys, s, sdk_error, sort_key, to_item, Cancelled, Item, Role, Store,
-    Transaction,
+    cursor, from_item, keys, s, sdk_error, sort_key, to_item, Cancelled, Item, Role, SlotChange,
+    Store, Transaction,
 };
 use crate::catalog::{Schedule, SeatStatus};
 use crate::error::{DomainError, Result};
@@ -60,6 +60,9 @@ pub struct SalesCounters {
     pub revenue: i64,
     #[serde(default)]
     pub refunded: i64,
+    /// Cancellation fees kept (part of `revenue`).
+    #[serde(default)]
+    pub fees: i64,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +101,9 @@ pub struct CancelWrite<'a> {
     pub read: Account,
     pub after: Account,
     pub entry: &'a LedgerEntry,
+    /// What goes back to the balance, and what the fee kept.
+    pub refund: i64,
+    pub fee: i64,
     pub now: DateTime<Utc>,
 }
 
@@ -411,8 +417,12 @@ impl Store {
                 reservation.seats.len() as i64,
                 reservation.amount,
                 0,
+                0,
             )?,
         );
+        if let Some(tickets) = self.tickets_update(reservation, SlotChange::Book, write.now)? {
+            transaction.push(Role::Tickets, tickets);
+        }
         if let Some((idempotency_key, outcome)) = write.idempotency {
             transaction.push(
                 Role::Idempotency,
@@ -434,7 +444,7 @@ impl Store {
         idempotency: Option<(&str, &IdempotentOutcome)>,
         now: DateTime<Utc>,
     ) -> Result<Result<(), Cancelled>> {
-        let mut transaction = self.release_transaction(reservation, now)?;
+        let mut transaction = self.release_transaction(reservation, SlotChange::Free, now)?;
         let unchanged = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(key(
@@ -474,7 +484,8 @@ impl Store {
                     .table_name(&self.table)
                     .set_key(Some(reservation_key(user_id, reservation.reservation_id)))
                     .update_expression(
-                        "SET #status = :cancelled, cancelled_at = :at, refund = :refund",
+                        "SET #status = :cancelled, cancelled_at = :at, refund = :refund, \
+                         cancellation_fee = :fee",
                     )
                     .condition_expression("#status = :confirmed")
                     .expression_attribute_names("#status", "status")
@@ -487,7 +498,8 @@ impl Store {
                         s(ReservationStatus::Confirmed.as_str()),
                     )
                     .expression_attribute_values(":at", rfc3339(write.now))
-                    .expression_attribute_values(":refund", n(reservation.amount)),
+                    .expression_attribute_values(":refund", n(write.refund))
+                    .expression_attribute_values(":fee", n(write.fee)),
             )?,
         );
         for seat_no in reservation.seat_nos() {
@@ -512,19 +524,26 @@ impl Store {
             self.sales_change(
                 reservation,
                 -(reservation.seats.len() as i64),
-                -reservation.amount,
-                reservation.amount,
+                -write.refund,
+                write.refund,
+                write.fee,
             )?,
         );
+        if let Some(tickets) = self.tickets_update(reservation, SlotChange::Free, write.now)? {
+            transaction.push(Role::Tickets, tickets);
+        }
         transaction.run(self, "cancel_booking").await
     }
 
+    /// The change of a date's sales: seats sold, revenue (payments less refunds, so fees kept
+    /// stay in it), refunds and cancellation fees.
     fn sales_change(
         &self,
         reservation: &Reservation,
         seats: i64,
         revenue: i64,
         refunded: i64,
+        fees: i64,
     ) -> Result<TransactWriteItem> {
         update(
             Update::builder()
@@ -537,12 +556,13 @@ impl Store {
                     keys::sales_sk(reservation.schedule_id),
                 )))
                 .update_expression(
-                    "SET schedule_id = :schedule ADD sold_seats :seats, revenue :revenue, refunded :refunded",
+                    "SET schedule_id = :schedule ADD sold_seats :seats, revenue :revenue, refunded :refunded, fees :fees",
                 )
                 .expression_attribute_values(":schedule", s(reservation.schedule_id.to_string()))
                 .expression_attribute_values(":seats", n(seats))
                 .expression_attribute_values(":revenue", n(revenue))
-                .expression_attribute_values(":refunded", n(refunded)),
+                .expression_attribute_values(":refunded", n(refunded))
+                .expression_attribute_values(":fees", n(fees)),
         )
     }
 
@@ -653,6 +673,7 @@ impl Store {
             total.sold_seats += item.counters.sold_seats;
             total.revenue += item.counters.revenue;
             total.refunded += item.counters.refunded;
+            total.fees += item.counters.fees;
         }
         schedules.sort_by_key(|schedule| schedule.starts_at);
         Ok(found.then_some((schedules, sales)))

@@ -44,6 +44,8 @@ pub struct QueueSnapshot {
     pub token: Option<QueueToken>,
     /// The progress of the shard the caller's token names.
     pub progress: ShardProgress,
+    /// The caller's tickets for the date, if asked and they ever held any.
+    pub tickets: Option<crate::rules::Tickets>,
 }
 
 /// What the admitter reads before a write: its turn, every shard's progress, counter and stash.
@@ -211,7 +213,7 @@ impl Store {
         shard: u32,
     ) -> Result<(Option<QueueToken>, ShardProgress)> {
         let snapshot = self
-            .queue_snapshot(concert_id, user_id, shard, false, None)
+            .queue_snapshot(concert_id, user_id, shard, false, None, None)
             .await?;
         Ok((snapshot.token, snapshot.progress))
     }
@@ -234,7 +236,8 @@ impl Store {
     }
 
     /// The user's token for a concert, the progress of entry shard `shard` and, if asked, the
-    /// concert item and one of its schedules: one consistent `BatchGetItem`.
+    /// concert item, one of its schedules and the user's tickets for a date: one consistent
+    /// `BatchGetItem`.
     pub async fn queue_snapshot(
         &self,
         concert_id: Uuid,
@@ -242,6 +245,7 @@ impl Store {
         shard: u32,
         with_concert: bool,
         schedule_id: Option<Uuid>,
+        tickets_for: Option<Uuid>,
     ) -> Result<QueueSnapshot> {
         let mut request = KeysAndAttributes::builder()
             .keys(token_key(concert_id, user_id))
@@ -259,12 +263,18 @@ impl Store {
                 (keys::SK.to_owned(), s(keys::schedule_sk(schedule_id))),
             ]));
         }
+        if let Some(schedule_id) = tickets_for {
+            request = request.keys(super::tickets::tickets_key(user_id, schedule_id));
+        }
         let items = self
             .batch_get(request.build().map_err(DomainError::internal)?)
             .await?;
         let mut snapshot = QueueSnapshot::default();
         for item in items {
             match sort_key(&item).as_str() {
+                sk if sk.starts_with(keys::TICKETS_SK_PREFIX) => {
+                    snapshot.tickets = Some(super::tickets::tickets_from(item)?);
+                }
                 keys::QUEUE_TOKEN_SK => {
                     snapshot.token = Some(from_item::<TokenItem>(item)?.token);
                 }
@@ -550,6 +560,31 @@ impl Store {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
+    /// The transaction item that gives a shopper (a token) a place in the concert's active list
+    /// until `until`, replacing the user's earlier place if there was one.
+    pub(crate) fn active_put(
+        &self,
+        concert_id: Uuid,
+        user_id: Uuid,
+        token_id: Uuid,
+        until: DateTime<Utc>,
+    ) -> Result<TransactWriteItem> {
+        let active = to_item(&ActiveItem {
+            pk: keys::queue_active(concert_id),
+            sk: keys::user(user_id),
+            user_id,
+            token_id,
+            until: until.timestamp_millis(),
+            ttl: until.timestamp() + 86_400,
+        })?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(active))
+            .build()
+            .map_err(DomainError::internal)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     /// The transaction item that frees a shopper's place in the concert's active list: deletes
     /// their item if it belongs to `token_id` (or is already gone). Freeing only lowers the
     /// count, so it needs no turn on the admission item: an admitter that read the item as
@@ -791,20 +826,12 @@ impl Store {
                 .build()
                 .map_err(DomainError::internal)?;
             request = request.transact_items(TransactWriteItem::builder().update(update).build());
-            let active = to_item(&ActiveItem {
-                pk: keys::queue_active(concert_id),
-                sk: keys::user(activation.user_id),
-                user_id: activation.user_id,
-                token_id: activation.token_id,
-                until: active_until.timestamp_millis(),
-                ttl: active_until.timestamp() + 86_400,
-            })?;
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(active))
-                .build()
-                .map_err(DomainError::internal)?;
-            request = request.transact_items(TransactWriteItem::builder().put(put).build());
+            request = request.transact_items(self.active_put(
+                concert_id,
+                activation.user_id,
+                activation.token_id,
+                active_until,
+            )?);
         }
         // Items: the admission item, the progress items, the stash items, then a token and an
         // active-list item per activation.

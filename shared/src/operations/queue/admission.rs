@@ -35,6 +35,7 @@ use uuid::Uuid;
 /// Bounds on one admitter step: rounds, and receive calls (10 messages each) per round.
 const MAX_ROUNDS_PER_STEP: usize = 20;
 const MAX_RECEIVES_PER_ROUND: usize = 200;
+const RECEIVES_AT_ONCE: usize = 4;
 /// Writes one concert's admission may try in a round before it leaves the rest for later.
 const MAX_WRITES_PER_ROUND: usize = 100;
 
@@ -195,14 +196,34 @@ impl Services {
     }
 
     /// Every message SQS shows now (each group from its head).
+    /// Receives go out [`RECEIVES_AT_ONCE`] together: SQS answers each with other groups, and
+    /// one slow or lost answer does not hold up the rest.
     async fn receive_all(&self) -> Result<Vec<Received>> {
         let mut received = Vec::new();
-        for _ in 0..MAX_RECEIVES_PER_ROUND {
-            let batch = self.entry_queue.receive().await?;
-            if batch.is_empty() {
+        for _ in 0..MAX_RECEIVES_PER_ROUND / RECEIVES_AT_ONCE {
+            let batches = futures::future::join_all(
+                (0..RECEIVES_AT_ONCE).map(|_| self.entry_queue.receive()),
+            )
+            .await;
+            let mut empty = 0;
+            let mut failed = None;
+            for batch in batches {
+                match batch {
+                    Ok(batch) if batch.is_empty() => empty += 1,
+                    Ok(batch) => received.extend(batch),
+                    Err(err) => failed = Some(err),
+                }
+            }
+            if let Some(err) = failed {
+                if received.is_empty() {
+                    return Err(err);
+                }
+                // What did come is worked on; the rest shows again in a later round.
                 return Ok(received);
             }
-            received.extend(batch);
+            if empty > 0 {
+                return Ok(received);
+            }
         }
         // Some group may not have shown its head. Not reached below ~2,000 groups in flight.
         tracing::warn!("the entry queue was not drained in one round");

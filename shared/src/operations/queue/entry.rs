@@ -53,7 +53,14 @@ impl Services {
         let cached = self.catalog.concert(concert_id);
         let snapshot = self
             .store
-            .queue_snapshot(concert_id, principal.user_id, shard, cached.is_none(), None)
+            .queue_snapshot(
+                concert_id,
+                principal.user_id,
+                shard,
+                cached.is_none(),
+                None,
+                None,
+            )
             .await?;
         let concert = match cached {
             Some(concert) => concert,

@@ -89,7 +89,7 @@ impl Services {
 
     /// The JWT of a token. Its claims come from the stored token alone, so signing it again
     /// gives the same string: re-entering returns the very token the client already has.
-    fn sign_queue_token(&self, token: &QueueToken) -> Result<String> {
+    pub(crate) fn sign_queue_token(&self, token: &QueueToken) -> Result<String> {
         self.tokens.sign(&QueueClaims {
             sub: token.user_id,
             cid: token.concert_id,

@@ -1,0 +1,7 @@
+//! `POST /schedules/{schedule_id}/waitlist`
+use functions::{endpoints, handler};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    functions::run(handler!(endpoints::waitlist::join)).await
+}
