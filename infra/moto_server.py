@@ -13,6 +13,8 @@ Things that follow from serving one request at a time:
 * werkzeug speaks HTTP/1.0 when neither threaded nor multi-process, so every response
   closes its connection; an idle keep-alive connection can therefore never block the
   other clients. Waiting requests queue in the listen backlog.
+* A connection idle for ``QuietRequestHandler.timeout`` (1 s) before its request is
+  complete is dropped, so that one silent client cannot stop the server.
 * An SQS ``ReceiveMessage`` with ``WaitTimeSeconds > 0`` on an empty queue holds the
   whole server for that long (moto sleeps inside the request, and nothing can send a
   message meanwhile). Local pollers should use short waits (0 or 1 s) and sleep on
@@ -45,6 +47,12 @@ class QuietRequestHandler(MotoRequestHandler):
     Errors are still logged: werkzeug logs them through ``log_error``/``log`` at the
     "error" level, which the logger set up in ``main`` lets through.
     """
+
+    # A connection that sends nothing for this long is closed. Served one at a time, a
+    # connection whose client went away unseen (under load the listen backlog overflows, and
+    # a handshake the client gave up on can still be accepted here) would otherwise hold the
+    # server, and every AWS call of the stack behind it, for ever.
+    timeout = 1
 
     def log_request(self, code="-", size="-"):  # noqa: D102 - werkzeug override
         pass

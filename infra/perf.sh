@@ -12,6 +12,7 @@
 #                                                      5xx, latency, money check, partition heat,
 #                                                      CPU split
 #   infra/perf.sh chaos [--fans 500] [--seats 200] [--rate 0.15] [--seed 1] [--kills 3]
+#                       [--fault-seconds 240] [--seconds 600]
 #                       [--runs throttle,lost,latency,stall,duplicate,all,kill]
 #                       (PERF_PROFILE=dev: the debug build, as the test command runs it)
 #                                                      the on-sale under each kind of fault, all
@@ -179,6 +180,9 @@ onsale() {
 # the service killed mid-run; each run on a table of its own, written to docs/RELIABILITY.md.
 chaos() {
     local fans=500 seats=200 seed=1 rate=0.15 runs="throttle lost latency stall duplicate all kill" kills=3
+    # Faults for the first 240 s of each on-sale, then 360 s more for the line to drain and
+    # every hold to end: liveness is judged once the faults stop.
+    local fault_seconds=240 seconds=600
     local extra=()
     while [[ $# -gt 0 ]]; do
         case $1 in
@@ -188,6 +192,8 @@ chaos() {
         --rate) rate=$2 ;;
         --runs) runs=${2//,/ } ;;
         --kills) kills=$2 ;;
+        --fault-seconds) fault_seconds=$2 ;;
+        --seconds) seconds=$2 ;;
         *) extra+=("$1" "$2") ;;
         esac
         shift 2
@@ -221,10 +227,13 @@ chaos() {
         start_stack
         say "run $run: ${spec:-no injected faults}${kill_flags[*]:+, $kills kills}"
         local faults=()
-        if [[ -n $spec ]]; then faults=(--faults "$spec" --seed "$seed"); fi
+        if [[ -n $spec ]]; then
+            faults=(--faults "$spec" --seed "$seed" --fault-seconds "$fault_seconds")
+        fi
         if ! "$onsale_bin/load" --url "http://127.0.0.1:$api_port" \
             --meter "http://127.0.0.1:$meter_port" --fans "$fans" --seats "$seats" \
-            "${faults[@]}" "${kill_flags[@]}" --section "chaos-$run" "${chaos_write[@]}" \
+            --seconds "$seconds" "${faults[@]}" "${kill_flags[@]}" --section "chaos-$run" \
+            "${chaos_write[@]}" \
             "${extra[@]}"; then
             failed+=("$run")
         fi

@@ -43,6 +43,6 @@ awk '/^test result:/ { passed += $4; failed += $6 }
 if [[ $# -eq 0 ]]; then
     infra/api-check.sh || status=1
     PERF_PROFILE=dev PERF_WRITE=0 infra/perf.sh chaos --fans 60 --seats 40 --runs all,kill \
-        --kills 2 --seed "${CHAOS_SEED:-7}" --seconds 240 || status=1
+        --kills 2 --seed "${CHAOS_SEED:-7}" --fault-seconds 120 --seconds 300 || status=1
 fi
 exit "$status"

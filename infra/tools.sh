@@ -277,22 +277,22 @@ _ensure_cargo_lambda_unlocked() {
 }
 
 # ensure_browser: Debian's chromium and chromium-driver, for the browser test (tests/tests/
-# browser.rs). Installed with apt-get when missing (as root, or through sudo); sets
-# CHROMEDRIVER and CHROMIUM. The packages are system-wide: apt is the only source of a
-# matching browser and driver here.
+# browser.rs), and fonts-nanum, Korean glyphs for the practice page's screenshots. Installed
+# with apt-get when missing (as root, or through sudo); sets CHROMEDRIVER and CHROMIUM. The
+# packages are system-wide: apt is the only source of a matching browser and driver here.
 ensure_browser() {
-    if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+    if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver || ! -d /usr/share/fonts/truetype/nanum ]]; then
         local sudo=()
         if [[ $(id -u) != 0 ]]; then
             command -v sudo >/dev/null 2>&1 ||
-                _tools_die "chromium and chromium-driver are missing and this user cannot install them: apt-get install chromium chromium-driver" ||
+                _tools_die "chromium, chromium-driver or fonts-nanum are missing and this user cannot install them: apt-get install chromium chromium-driver fonts-nanum" ||
                 return 1
             sudo=(sudo)
         fi
-        _tools_say "installing chromium and chromium-driver (apt-get)"
+        _tools_say "installing chromium, chromium-driver and fonts-nanum (apt-get)"
         _tools_locked browser "${sudo[@]}" sh -c \
-            'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null' ||
-            _tools_die "apt-get install chromium chromium-driver failed" || return 1
+            'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-nanum >/dev/null' ||
+            _tools_die "apt-get install chromium chromium-driver fonts-nanum failed" || return 1
     fi
     CHROMIUM=/usr/bin/chromium
     CHROMEDRIVER=/usr/bin/chromedriver

@@ -115,8 +115,11 @@ export const api = {
   importConcert: (url) => request('POST', '/performances/import', { body: { url } }),
   schedules: (concertId, queueToken) =>
     request('GET', `/concerts/${encodeURIComponent(concertId)}/schedules`, { queueToken }),
-  seats: (scheduleId, queueToken) =>
-    request('GET', `/schedules/${encodeURIComponent(scheduleId)}/seats`, { queueToken }),
+  /** One date's seats; with `zone`, only that zone's 500 (seats 500·zone+1 to 500·zone+500). */
+  seats: (scheduleId, queueToken, zone) =>
+    request('GET', `/schedules/${encodeURIComponent(scheduleId)}/seats${zone === undefined || zone === null ? '' : `?zone=${encodeURIComponent(zone)}`}`, { queueToken }),
+  zones: (scheduleId, queueToken) =>
+    request('GET', `/schedules/${encodeURIComponent(scheduleId)}/zones`, { queueToken }),
 
   enterQueue: (concertId) => request('POST', '/queue/tokens', { body: { concert_id: concertId } }),
   queueStatus: (queueToken) => request('GET', '/queue/tokens/current', { queueToken }),
@@ -132,6 +135,17 @@ export const api = {
     request('POST', `/schedules/${encodeURIComponent(scheduleId)}/waitlist`, { queueToken, body: { count } }),
   waitlist: (scheduleId) => request('GET', `/schedules/${encodeURIComponent(scheduleId)}/waitlist`),
   myReservations: () => request('GET', '/me/reservations'),
+
+  createRun: (body) => request('POST', '/practice/runs', { body }),
+  run: (runId) => request('GET', `/practice/runs/${encodeURIComponent(runId)}`, { auth: false }),
+  captcha: (runId, queueToken) =>
+    request('POST', `/practice/runs/${encodeURIComponent(runId)}/captcha`, { queueToken }),
+  answerCaptcha: (runId, captchaId, answer, queueToken) =>
+    request('POST', `/practice/runs/${encodeURIComponent(runId)}/captcha/answer`, {
+      queueToken, body: { captcha_id: captchaId, answer },
+    }),
+  recordResult: (runId, body) => request('POST', `/practice/runs/${encodeURIComponent(runId)}/results`, { body }),
+  practiceHistory: () => request('GET', '/me/practice'),
 
   balance: () => request('GET', '/balance'),
   charge: (amount, idempotencyKey) =>

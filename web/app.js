@@ -8,20 +8,21 @@
 import { api, session, ApiError, newIdempotencyKey } from './api.js';
 import {
   syncClock, serverNow, clockInfo, parseTime, formatCountdown, formatMinutesSeconds,
-  formatDateTime, formatWait, formatClock,
+  formatDateTime, formatWait, formatClock, formatDuration,
 } from './clock.js';
 import { byId, el, formatWon, showError, clearError, announce, showScreen, scope } from './ui.js';
 import { SeatMap, sectionName } from './seatmap.js';
-import { newAttempt, saveAttempt, loadHistory, renderTimingTable, renderHistoryTable } from './timing.js';
+import { newAttempt, saveAttempt, loadHistory, renderTimingTable, renderHistoryTable, stepTimes } from './timing.js';
+import { t, applyStatic, setLang, onLangChange, formatNumber } from './i18n.js';
 
-/** The booking-page layouts we can imitate, with how they are described to the user. */
-const LAYOUTS = {
-  interpark: 'Step tabs on top, seat map left, sidebar right',
-  yes24: 'Step list on the left, timer bar on top',
-  melon: 'Full-width seat map, bottom bar',
-  ticketlink: 'Step tabs on top, sidebar left',
-  default: 'Simple single column',
-};
+/** The booking-page layouts we can imitate (described by i18n key layout.<code>). */
+const LAYOUTS = { interpark: 1, yes24: 1, melon: 1, ticketlink: 1, default: 1 };
+/** Sites whose steps have the security letters before the seats. */
+const CAPTCHA_SITES = new Set(['interpark', 'yes24', 'melon', 'ticketlink']);
+// The crowd figures are for show: every 5 s costs each fan one read of the run (see
+// docs/PERFORMANCE.md, "What a practice run costs").
+const RUN_POLL_MS = 5000;
+const ZONE_SIZE = 500;
 const MAX_SEATS = 4;
 const QUEUE_POLL_MS = 1000;
 const SEAT_POLL_MS = 2000;
@@ -50,6 +51,14 @@ function resetState() {
     refunds: new Map(), // reservation_id → refund shown after cancelling
     onWaitlist: false, // joined the chosen date's waiting list
     offer: null, // the waiting list's offer: { reservation, queue_token }
+    run: null, // the practice run being played ({run_id, template_code, ...}), null otherwise
+    captchaPassed: false, // the run's security letters were typed right
+    captcha: null, // the picture being shown: {captcha_id, image_svg}
+    zones: null, // the zone overview of a big venue (null: the small one-map flow)
+    zone: null, // the zone whose seats are shown
+    payMethod: null, // the practice payment method chosen
+    result: null, // the practice result recorded
+    pendingRun: new URLSearchParams(window.location.search).get('run'), // ?run=<id> to join after login
   });
 }
 resetState();
@@ -102,11 +111,16 @@ function reportError(err, prefix = '') {
   }
   showError(err, prefix);
   if (err.status === 401 && !QUEUE_TOKEN_CODES.has(err.code) && session.token()) {
-    logout('Your login has expired. Please log in again.');
+    logout(t('msg.expired'));
   } else if (QUEUE_TOKEN_CODES.has(err.code) && state.concert) {
     state.queueToken = null;
     openConcert(state.concert);
-    announce('Your place in the waiting room has ended. Press Book to practise again.');
+    announce(t('queue.ended'));
+  } else if (err.status === 403 && err.code === 'FORBIDDEN' && state.run && needsCaptcha()
+    && document.body.dataset.screen === 'seats') {
+    // The letters were not typed (or this tab forgot): they stand before the seats.
+    state.captchaPassed = false;
+    detach(goCaptcha);
   }
 }
 
@@ -144,7 +158,7 @@ async function syncClockIfStale(force = false) {
   try {
     await syncClock();
   } catch (err) {
-    reportError(err, "Could not read the server's clock, so this device's clock is used.");
+    reportError(err, t('msg.clock'));
   }
 }
 
@@ -162,7 +176,7 @@ async function signup() {
   const password = byId('signup-password').value;
   const name = byId('signup-name').value.trim();
   await api.signup(username, password, name);
-  announce('Account created. Logging you in…');
+  announce(t('msg.created'));
   for (const id of ['signup-username', 'signup-password', 'signup-name']) byId(id).value = '';
   await login(username, password);
 }
@@ -171,14 +185,20 @@ async function signup() {
 async function afterLogin() {
   const me = await api.me();
   state.me = me;
-  byId('user-name').textContent = `Logged in as ${me.name} (${me.username})`;
-  announce(`Welcome, ${me.name}.`);
+  byId('user-name').textContent = t('nav.loggedIn', { name: me.name, username: me.username });
+  announce(t('msg.welcome', { name: me.name }));
   if (me.last_entered_url) byId('import-url').value = me.last_entered_url;
   await syncClockIfStale(true);
+  if (state.pendingRun) {
+    const runId = state.pendingRun;
+    state.pendingRun = null;
+    await joinRun(runId);
+    return;
+  }
   goChoose();
 }
 
-function logout(message = 'You are logged out.') {
+function logout(message = t('msg.loggedOut')) {
   if (state.me) byId('login-username').value = state.me.username;
   session.clear();
   resetState();
@@ -193,6 +213,7 @@ function logout(message = 'You are logged out.') {
 // ---- choose a concert -----------------------------------------------------------------------
 
 function goChoose() {
+  leaveRun();
   setLayout('default');
   showScreen('choose');
   detach(() => loadConcerts(false));
@@ -208,10 +229,10 @@ async function loadConcerts(append) {
       el('button', { type: 'button', class: 'concert-pick', dataset: { concertId: concert.concert_id } },
         el('span', { class: 'pick-title' }, concert.title),
         el('span', { class: 'pick-meta' }, [concert.artist, concert.venue].filter(Boolean).join(' · ')),
-        el('span', { class: 'pick-meta' }, `Booking opens ${formatDateTime(concert.booking_opens_at)}`),
-        concert.status ? el('span', { class: `badge status-${concert.status}` }, concert.status) : '')));
+        el('span', { class: 'pick-meta' }, t('list.opens', { time: formatDateTime(concert.booking_opens_at) })),
+        concert.status ? el('span', { class: `badge status-${concert.status}` }, t(`status.${concert.status}`)) : '')));
   }
-  if (!list.children.length) list.append(el('li', { class: 'empty' }, 'No concerts yet: import a sale page above.'));
+  if (!list.children.length) list.append(el('li', { class: 'empty' }, t('list.empty')));
   state.concertsCursor = page.next_cursor ?? null;
   byId('concert-more-button').hidden = !state.concertsCursor;
 }
@@ -219,11 +240,12 @@ async function loadConcerts(append) {
 async function importConcert() {
   const url = byId('import-url').value.trim();
   const concert = await api.importConcert(url);
-  announce(`Imported “${concert.title}”.`);
+  announce(t('msg.imported', { title: concert.title }));
   openConcert(concert);
 }
 
 async function pickConcert(concertId) {
+  leaveRun();
   openConcert(await api.concert(concertId));
 }
 
@@ -235,31 +257,47 @@ function openConcert(concert) {
   state.queueToken = null;
   state.reservation = null;
   state.schedule = null;
+  state.captchaPassed = false;
+  state.zones = null;
+  state.zone = null;
+  state.payMethod = null;
+  state.result = null;
   seatMap.reset();
   const layout = setLayout(concert.template_code);
+  document.body.classList.toggle('is-run', Boolean(state.run));
+  document.body.classList.toggle('has-captcha', needsCaptcha());
+  numberSteps();
 
-  byId('concert-title').textContent = concert.title ?? 'Untitled concert';
+  renderConcertFacts(concert, layout);
+  renderHistoryTable(byId('history-table'), loadHistory(concert.concert_id));
+  byId('run-form').hidden = Boolean(state.run);
+  byId('run-title').hidden = !state.run;
+  byId('run-title').textContent = state.run ? t('run.heading') : '';
+
+  const sc = showScreen('concert');
+  detach(loadPracticeHistory);
+  const opensAt = parseTime(concert.booking_opens_at);
+  state.attempt = newAttempt(concert, opensAt, serverNow(), layout);
+  detach(() => syncClockIfStale());
+  startCountdown(sc, concert, opensAt, parseTime(concert.booking_closes_at));
+}
+
+function renderConcertFacts(concert, layout) {
+  byId('concert-title').textContent = concert.title ?? t('concert.untitled');
   byId('concert-category').textContent = concert.category ?? '';
   byId('concert-artist').textContent = concert.artist || '—';
   byId('concert-venue').textContent = concert.venue || '—';
   byId('concert-opens').textContent = formatDateTime(concert.booking_opens_at, true);
   byId('concert-closes').textContent = formatDateTime(concert.booking_closes_at);
-  byId('concert-status').textContent = concert.status ?? '—';
-  byId('concert-layout').textContent = LAYOUTS[layout];
+  byId('concert-status').textContent = concert.status ? t(`status.${concert.status}`) : '—';
+  byId('concert-layout').textContent = t(`layout.${layout}`);
   byId('concert-description').textContent = concert.description ?? '';
   renderPoster(concert);
   const source = byId('concert-source');
   const sourceUrl = safeUrl(concert.source_url);
   source.replaceChildren(...(sourceUrl
-    ? ['Imported from ', el('a', { href: sourceUrl, rel: 'noopener noreferrer', target: '_blank' }, new URL(sourceUrl).host)]
+    ? [t('concert.importedFrom'), el('a', { href: sourceUrl, rel: 'noopener noreferrer', target: '_blank' }, new URL(sourceUrl).host)]
     : []));
-  renderHistoryTable(byId('history-table'), loadHistory(concert.concert_id));
-
-  const sc = showScreen('concert');
-  const opensAt = parseTime(concert.booking_opens_at);
-  state.attempt = newAttempt(concert, opensAt, serverNow(), layout);
-  detach(() => syncClockIfStale());
-  startCountdown(sc, concert, opensAt, parseTime(concert.booking_closes_at));
 }
 
 function renderPoster(concert) {
@@ -273,7 +311,7 @@ function renderPoster(concert) {
     fallback.hidden = false;
   };
   if (src) {
-    img.alt = `Poster: ${concert.title ?? 'concert'}`;
+    img.alt = t('concert.poster', { title: concert.title ?? '' });
     img.src = src;
   } else {
     img.removeAttribute('src');
@@ -297,35 +335,35 @@ function startCountdown(sc, concert, opensAt, closesAt) {
     let caption = ''; // "Opens in" only while counting down
     let open = false;
     if (concert.status === 'CANCELLED') {
-      text = 'Cancelled';
+      text = t('countdown.cancelled');
     } else if (opensAt === null) {
       open = concert.status === 'BOOKING_OPEN';
-      text = open ? 'Open now' : 'Open time not announced';
+      text = open ? t('countdown.open') : t('countdown.unknown');
     } else if (now < opensAt) {
-      caption = 'Opens in';
+      caption = t('box.opensIn');
       text = formatCountdown(opensAt - now);
-      for (const [mark, words] of [[60_000, '1 minute'], [10_000, '10 seconds']]) {
+      for (const [mark, words] of [[60_000, 'countdown.1min'], [10_000, 'countdown.10s']]) {
         if (opensAt - now <= mark && opensAt - now > mark - 1000 && !warned.has(mark)) {
           warned.add(mark);
-          announce(`Booking opens in ${words}.`);
+          announce(t('countdown.soon', { words: t(words) }));
         }
       }
     } else if (closesAt !== null && now >= closesAt) {
-      text = 'Closed';
+      text = t('countdown.closed');
     } else {
       open = true;
-      text = 'Open now';
+      text = t('countdown.open');
     }
     if (countdown.textContent !== text) countdown.textContent = text;
     if (label.textContent !== caption) label.textContent = caption;
     if (button.disabled === open) {
       button.disabled = !open;
-      if (open && !state.attempt.openedBeforePage) announce('Booking is open now. Press Book!');
+      if (open && !state.attempt.openedBeforePage) announce(t('countdown.nowOpen'));
     }
     const { source, offsetMs } = clockInfo();
     clock.textContent = source === 'server'
-      ? `Server time ${formatClock(now)} (this device is ${Math.abs(offsetMs)} ms ${offsetMs >= 0 ? 'behind' : 'ahead'})`
-      : `Time ${formatClock(now)} (this device's clock: the server did not report its time)`;
+      ? t('clock.offset', { time: `${formatClock(now)} KST`, ms: Math.abs(offsetMs), dir: t(offsetMs >= 0 ? 'clock.behind' : 'clock.ahead') })
+      : t('clock.noServer', { time: `${formatClock(now)} KST` });
 
     const untilOpen = opensAt !== null && now < opensAt ? opensAt - now : Infinity;
     sc.after(Math.max(0, Math.min(100, untilOpen)), tick);
@@ -353,6 +391,7 @@ async function book() {
 function goQueue(first) {
   const sc = showScreen('queue');
   byId('queue-concert').textContent = state.concert.title ?? '';
+  byId('queue-number').textContent = '—';
   byId('queue-wait').textContent = '—';
   state.lastQueueAnnounce = 0;
   renderQueue(first);
@@ -367,20 +406,24 @@ async function pollQueue(sc) {
     return;
   }
   if (status.status === 'EXPIRED') {
-    showError({ message: 'Your place in the waiting room expired before you were let in (status EXPIRED).' });
+    showError({ message: t('queue.expired') });
     detach(() => openConcert(state.concert));
     return;
   }
   renderQueue(status);
   if (Date.now() - state.lastQueueAnnounce >= QUEUE_ANNOUNCE_MS) {
     state.lastQueueAnnounce = Date.now();
-    announce(`${status.position} people ahead of you, estimated wait ${formatWait(status.estimated_wait_seconds)}.`);
+    announce(t('queue.announce', { n: formatNumber(status.position), wait: formatWait(status.estimated_wait_seconds) }));
   }
 }
 
 function renderQueue(status) {
   const position = Number(status.position ?? 0);
-  byId('queue-position').textContent = String(position);
+  const ahead = byId('queue-position');
+  ahead.textContent = t('queue.people', { n: formatNumber(position) });
+  ahead.dataset.position = String(position);
+  // The waiting number: one's own place, counting oneself.
+  byId('queue-number').textContent = formatNumber(position + 1);
   if (status.estimated_wait_seconds !== undefined) {
     byId('queue-wait').textContent = formatWait(status.estimated_wait_seconds);
   }
@@ -395,14 +438,14 @@ function renderQueue(status) {
 async function leaveQueue() {
   if (state.queueToken) await api.leaveQueue(state.queueToken);
   state.queueToken = null;
-  announce('You left the line.');
+  announce(t('queue.left'));
   openConcert(state.concert);
 }
 
 /** The queue said ACTIVE: note the time and go to the dates. */
 async function admitted() {
   state.attempt.admittedAt ??= serverNow();
-  announce("You're in! Choose a date.");
+  announce(t('queue.in'));
   await goDates();
 }
 
@@ -412,7 +455,7 @@ async function goDates() {
   const sc = showScreen('dates');
   seatMap.reset();
   const list = byId('schedule-list');
-  list.replaceChildren(el('li', { class: 'empty' }, 'Loading dates…'));
+  list.replaceChildren(el('li', { class: 'empty' }, t('dates.loading')));
   const data = await api.schedules(state.concert.concert_id, state.queueToken);
   if (!sc.active) return;
   list.replaceChildren();
@@ -420,17 +463,25 @@ async function goDates() {
     list.append(el('li', {},
       el('button', { type: 'button', class: 'schedule-pick', dataset: { scheduleId: schedule.schedule_id } },
         el('span', { class: 'pick-title' }, formatDateTime(schedule.starts_at)),
-        el('span', { class: 'pick-meta' }, `${schedule.available_seats ?? '?'} of ${schedule.total_seats ?? '?'} seats left`))));
+        el('span', { class: 'pick-meta' }, t('dates.left', {
+          left: schedule.available_seats === undefined ? '?' : formatNumber(schedule.available_seats),
+          total: schedule.total_seats === undefined ? '?' : formatNumber(schedule.total_seats),
+        })))));
   }
-  if (!list.children.length) list.append(el('li', { class: 'empty' }, 'No dates are on sale for this concert.'));
+  if (!list.children.length) list.append(el('li', { class: 'empty' }, t('dates.none')));
   state.schedules = data.items ?? [];
 }
 
 function pickSchedule(scheduleId) {
   if (state.schedule?.schedule_id !== scheduleId) state.onWaitlist = false;
   state.schedule = (state.schedules ?? []).find((s) => s.schedule_id === scheduleId) ?? { schedule_id: scheduleId };
+  state.attempt.dateAt ??= serverNow();
   seatMap.reset();
-  goSeats();
+  state.zone = null;
+  // A big venue opens on its zone overview; the small 50-seat map shows all at once.
+  state.zones = Number(state.schedule.total_seats ?? 0) > ZONE_SIZE ? [] : null;
+  if (needsCaptcha() && !state.captchaPassed) goCaptcha();
+  else goSeats();
 }
 
 // ---- seat map and hold ------------------------------------------------------------------------------
@@ -441,28 +492,110 @@ function goSeats() {
     byId('waitlist-join-button').hidden = false;
     byId('waitlist-pay-button').hidden = true;
   }
-  byId('seats-date').textContent = state.schedule.starts_at ? `Date: ${formatDateTime(state.schedule.starts_at)}` : '';
+  byId('seats-date').textContent = state.schedule.starts_at ? t('seats.date', { date: formatDateTime(state.schedule.starts_at) }) : '';
   byId('seat-message').textContent = '';
   const timer = byId('hold-timer');
-  timer.textContent = 'not held yet';
+  timer.textContent = t('timer.notHeld');
   timer.classList.remove('warning');
   renderSelection(seatMap.selectedSeats(), true);
-  if (!seatMap.buttons.size) byId('seat-map').replaceChildren(el('p', { class: 'empty' }, 'Loading seats…'));
+  const zoned = state.zones !== null;
+  const overview = zoned && state.zone === null;
+  byId('zone-overview').hidden = !overview;
+  byId('seat-area').hidden = overview;
+  byId('back-to-zones-button').hidden = !zoned || overview;
+  byId('seat-map').classList.toggle('zone-map', zoned);
+  byId('seats-heading').textContent = t(overview ? 'seats.zonesHeading' : 'seats.heading');
+  const zoneTitle = byId('zone-title');
+  zoneTitle.hidden = !zoned || overview;
+  if (zoned && !overview) zoneTitle.textContent = t('seats.zoneSeats', { zone: zoneName(state.zone) });
+  if (overview) {
+    sc.poll(SEAT_POLL_MS, () => refreshZones(sc), reportError);
+    return;
+  }
+  if (!seatMap.buttons.size) byId('seat-map').replaceChildren(el('p', { class: 'empty' }, t('seats.loading')));
   sc.poll(SEAT_POLL_MS, () => refreshSeats(sc), reportError);
 }
 
-/** One refresh of the map; seats someone else took out of my selection are reported. */
+/** The name of zone N from the overview (or its number). */
+function zoneName(zone) {
+  const item = (state.zones ?? []).find((z) => z.zone === zone);
+  return item?.name ?? String(zone);
+}
+
+/** One refresh of the seats: the whole small map, or the chosen zone's 500 seats. */
 async function refreshSeats(sc) {
   if (document.hidden && seatMap.buttons.size) return; // nobody is looking: skip this round
-  const data = await api.seats(state.schedule.schedule_id, state.queueToken);
+  const data = await api.seats(state.schedule.schedule_id, state.queueToken, state.zones !== null ? state.zone : undefined);
   if (!sc.active) return;
-  const lost = seatMap.update(data.items ?? []);
+  const items = data.items ?? [];
+  const lost = seatMap.update(items);
+  const taken = items.filter((seat) => seat.status !== 'AVAILABLE').length;
+  // What the map shows, for anyone comparing (the browser test, a curious fan in devtools).
+  const map = byId('seat-map');
+  map.dataset.taken = String(taken);
+  map.dataset.takenSeats = items.filter((seat) => seat.status !== 'AVAILABLE').map((seat) => seat.seat_no).join(',');
+  map.dataset.zone = state.zone === null ? '' : String(state.zone);
+  map.dataset.refreshedAt = String(Date.now());
   renderLegend(seatMap.grades);
   renderLimit(data.ticket_limit);
-  if (lost.length) seatMessage(`Someone else just took seat(s) ${lost.join(', ')}; removed from your choice.`);
-  const soldOut = (data.items ?? []).length > 0 && data.items.every((seat) => seat.status !== 'AVAILABLE');
+  if (lost.length) seatMessage(t('seat.lost', { nos: lost.join(', ') }));
+  const soldOut = state.zones === null && items.length > 0 && items.every((seat) => seat.status !== 'AVAILABLE');
   byId('waitlist-box').hidden = !(soldOut || state.onWaitlist);
   if (state.onWaitlist) await refreshWaitlist();
+}
+
+/** The zone overview of a big venue: name, grade, price and seats left of each zone. */
+async function refreshZones(sc) {
+  if (document.hidden && state.zones?.length) return;
+  const data = await api.zones(state.schedule.schedule_id, state.queueToken);
+  if (!sc.active) return;
+  state.zones = data.items ?? [];
+  renderZones();
+}
+
+let zoneButtons = new Map();
+function renderZones() {
+  const grid = byId('zone-grid');
+  const key = (state.zones ?? []).map((z) => z.zone).join(',');
+  if (grid.dataset.key !== key) {
+    grid.dataset.key = key;
+    zoneButtons = new Map();
+    const colours = new Map();
+    for (const z of [...state.zones].sort((a, b) => b.price - a.price)) {
+      if (!colours.has(z.grade)) colours.set(z.grade, `grade-${colours.size % 8}`);
+    }
+    grid.replaceChildren(...state.zones.map((z) => {
+      const button = el('button', { type: 'button', class: `zone-pick ${colours.get(z.grade)}`, dataset: { zone: z.zone } },
+        el('span', { class: 'zone-name' }, z.name),
+        el('span', { class: 'zone-grade' }, t('result.gradeValue', { grade: z.grade })),
+        el('span', { class: 'zone-price' }, formatWon(z.price)),
+        el('span', { class: 'zone-left' }));
+      zoneButtons.set(z.zone, button);
+      return el('li', {}, button);
+    }));
+  }
+  for (const z of state.zones) {
+    const button = zoneButtons.get(z.zone);
+    const left = Number(z.available_seats ?? 0);
+    const leftText = left > 0 ? t('zone.left', { n: formatNumber(left) }) : t('zone.soldOut');
+    button.querySelector('.zone-left').textContent = leftText;
+    button.dataset.available = String(left);
+    // A sold-out zone is greyed but may still be opened, to watch for seats coming back (취켓팅).
+    button.classList.toggle('sold-out', left === 0);
+    button.setAttribute('aria-label', t('zone.label', { name: z.name, grade: z.grade, price: formatWon(z.price), left: leftText }));
+  }
+}
+
+function pickZone(zone) {
+  state.zone = zone;
+  seatMap.reset();
+  goSeats();
+}
+
+function backToZones() {
+  state.zone = null;
+  seatMap.reset();
+  goSeats();
 }
 
 /** The ticket limit: how many more seats of this date the fan may take. */
@@ -471,8 +604,8 @@ function renderLimit(limit) {
   const remaining = Number(limit.remaining ?? 0);
   seatMap.maxSelected = Math.max(0, Math.min(MAX_SEATS, remaining));
   byId('ticket-limit').textContent = remaining > 0
-    ? `You may take ${remaining} more seat(s) for this date (limit ${limit.limit} per person).`
-    : `You have reached the limit of ${limit.limit} seats per person for this date.`;
+    ? t('limit.remaining', { n: remaining, limit: limit.limit })
+    : t('limit.reached', { limit: limit.limit });
 }
 
 // ---- waiting list ---------------------------------------------------------------------------------
@@ -482,7 +615,7 @@ async function joinWaitlist() {
   const entry = await api.joinWaitlist(state.schedule.schedule_id, count, state.queueToken);
   state.onWaitlist = true;
   renderWaitlist(entry);
-  announce('You are on the waiting list. Stay on this page: seats that come free are offered in turn.');
+  announce(t('waitlist.joined'));
 }
 
 async function refreshWaitlist() {
@@ -498,23 +631,23 @@ function renderWaitlist(entry) {
   state.offer = null;
   switch (entry.status) {
     case 'WAITING':
-      status.textContent = `On the waiting list for ${entry.count} seat(s): ${entry.ahead ?? 0} ahead of you.`;
+      status.textContent = t('waitlist.waiting', { count: entry.count, ahead: entry.ahead ?? 0 });
       break;
     case 'OFFERED':
       if (entry.offer) {
         state.offer = entry.offer;
         const seats = (entry.offer.reservation.seats ?? []).map((s) => s.seat_no).join(', ');
-        status.textContent = `Seat(s) ${seats} came free and are held for you until ${formatDateTime(entry.offer.expires_at)}.`;
+        status.textContent = t('waitlist.offered', { seats, time: formatDateTime(entry.offer.expires_at) });
         payButton.hidden = false;
       }
       break;
     case 'PASSED':
-      status.textContent = 'The offered seats were not paid in time and went to the next in line.';
+      status.textContent = t('waitlist.passed');
       state.onWaitlist = false;
       break;
     default:
       state.onWaitlist = false;
-      status.textContent = `Waiting list: ${entry.status}.`;
+      status.textContent = t('waitlist.status', { status: entry.status });
   }
 }
 
@@ -527,7 +660,7 @@ function takeOffer() {
   state.payKey = newIdempotencyKey();
   state.onWaitlist = false;
   state.attempt.holdAt = serverNow();
-  announce('The offered seats are yours to pay for.');
+  announce(t('waitlist.taken'));
   goPay();
 }
 
@@ -545,24 +678,24 @@ function renderLegend(grades) {
 function renderSelection(seats, removable) {
   const list = byId('selected-seats');
   list.replaceChildren(...seats.map((seat) => el('li', {},
-    el('span', {}, `Seat ${seat.seat_no}`,
+    el('span', {}, t('selection.seat', { no: seat.seat_no }),
       seat.section !== undefined ? el('span', { class: 'seat-detail' },
-        ` · ${sectionName(seat.section)}, row ${seat.row}, ${seat.grade}`) : '',
+        t('selection.detail', { section: sectionName(seat.section), row: seat.row, grade: seat.grade })) : '',
       el('span', { class: 'seat-price' }, ` · ${formatWon(seat.price)}`)),
     removable ? el('button', {
-      type: 'button', class: 'link-button remove-seat', 'aria-label': `Remove seat ${seat.seat_no}`,
+      type: 'button', class: 'link-button remove-seat', 'aria-label': t('selection.removeSeat', { no: seat.seat_no }),
       onclick: () => seatMap.deselect(seat.seat_no),
-    }, 'Remove') : '')));
-  if (!seats.length) list.append(el('li', { class: 'empty' }, 'No seats chosen yet.'));
+    }, t('selection.remove')) : '')));
+  if (!seats.length) list.append(el('li', { class: 'empty' }, t('selection.none')));
   byId('selected-total').textContent = formatWon(seats.reduce((sum, s) => sum + Number(s.price ?? 0), 0));
   byId('hold-button').disabled = seats.length === 0;
-  if (removable && seats.length) byId('seat-message').textContent = `${seats.length} of ${MAX_SEATS} seats chosen.`;
+  if (removable && seats.length) byId('seat-message').textContent = t('selection.count', { n: seats.length, max: MAX_SEATS });
 }
 
 async function hold() {
   const seats = seatMap.selectedSeats();
   if (!seats.length) {
-    seatMessage('Choose at least one seat first.');
+    seatMessage(t('seat.chooseFirst'));
     return;
   }
   const seatNos = seats.map((s) => s.seat_no);
@@ -572,19 +705,19 @@ async function hold() {
   } catch (err) {
     if (err instanceof ApiError && err.code === 'TICKET_LIMIT_REACHED') {
       const d = err.details ?? {};
-      seatMessage(`That would pass the limit of ${d.limit} seats per person for this date (you have ${d.taken}).`);
+      seatMessage(t('seat.limit', { limit: d.limit, taken: d.taken }));
       await refreshSeats(scope());
       return;
     }
     if (err instanceof ApiError && err.code === 'RATE_LIMITED' && err.details?.reason === 'hold_cooldown') {
-      seatMessage(`You gave back or let run out too many holds of this date: wait ${err.details.retry_after_seconds} s before holding seats again.`);
+      seatMessage(t('seat.cooldown', { s: err.details.retry_after_seconds }));
       return;
     }
     if (!(err instanceof ApiError) || err.code !== 'SEAT_UNAVAILABLE') throw err;
     const taken = Array.isArray(err.details?.seat_nos) ? err.details.seat_nos : seatNos;
-    reportError(err, `Someone else got seat(s) ${taken.join(', ')}.`);
+    reportError(err, t('seat.someoneGot', { nos: taken.join(', ') }));
     for (const no of taken) seatMap.deselect(no);
-    seatMessage(`Seat(s) ${taken.join(', ')} went to someone else. Choose again.`);
+    seatMessage(t('seat.wentElsewhere', { nos: taken.join(', ') }));
     await refreshSeats(scope());
     return;
   }
@@ -597,8 +730,9 @@ async function hold() {
   };
   state.payKey = newIdempotencyKey();
   seatMap.clearSelection();
-  announce(`Seat(s) ${seatNos.join(', ')} are held for you. Pay before the timer runs out.`);
-  goPay();
+  announce(t('seat.held', { nos: seatNos.join(', ') }));
+  if (state.run) goPrice();
+  else goPay();
 }
 
 // ---- payment ------------------------------------------------------------------------------------
@@ -608,7 +742,10 @@ function goPay() {
   const r = state.reservation;
   byId('pay-amount').textContent = formatWon(r.amount);
   byId('seat-message').textContent = '';
-  byId('release-button').textContent = 'Give back these seats';
+  byId('release-button').textContent = t('pay.release');
+  byId('pay-method-fact').hidden = !state.payMethod;
+  byId('pay-method').textContent = state.payMethod ? t(`method.${state.payMethod}`) : '';
+  byId('pay-short').textContent = '';
   byId('pay-button').disabled = false;
   renderSelection(r.seatDetails, false);
   detach(loadBalance);
@@ -622,18 +759,18 @@ function startHoldTimer(sc, expiresAt) {
   const tick = () => {
     if (!state.reservation) return;
     const left = expiresAt - serverNow();
-    timer.textContent = left > 0 ? `${formatMinutesSeconds(left)} left` : 'expired';
+    timer.textContent = left > 0 ? t('timer.left', { time: formatMinutesSeconds(left) }) : t('timer.expired');
     timer.classList.toggle('warning', left <= 60_000);
-    for (const [mark, words] of [[60_000, '1 minute'], [10_000, '10 seconds']]) {
+    for (const [mark, words] of [[60_000, 'countdown.1min'], [10_000, 'countdown.10s']]) {
       if (left <= mark && left > 0 && !warned.has(mark)) {
         warned.add(mark);
-        if (left > mark - 1000) announce(`${words} left to pay for your seats.`);
+        if (left > mark - 1000) announce(t('timer.warn', { words: t(words) }));
       }
     }
     if (left > 0) sc.after(Math.min(250, left), tick);
-    else announce('Your seat hold has expired. Give the seats back and choose again.');
+    else announce(t('timer.gone'));
   };
-  if (expiresAt === null) timer.textContent = 'held (no expiry given)';
+  if (expiresAt === null) timer.textContent = t('timer.noExpiry');
   else tick();
 }
 
@@ -642,10 +779,22 @@ async function loadBalance() {
   renderBalance(balance);
 }
 
+/** The balance, and (when it is short of the hold's amount) how much to charge. */
 function renderBalance(balance) {
   const node = byId('balance');
   node.textContent = formatWon(balance);
   node.dataset.balance = String(balance);
+  const amount = Number(state.reservation?.amount ?? 0);
+  const short = amount - Number(balance);
+  const note = byId('pay-short');
+  if (short > 0 && document.body.dataset.screen === 'pay') {
+    note.textContent = t('pay.short', { short: formatWon(short) });
+    const input = byId('charge-amount');
+    // Suggest enough to pay, unless the fan typed more already.
+    if (!(Number(input.value) >= short)) input.value = String(Math.min(1_000_000, Math.ceil(short / 10_000) * 10_000));
+  } else {
+    note.textContent = '';
+  }
 }
 
 async function charge() {
@@ -659,20 +808,22 @@ async function charge() {
   const answer = await api.charge(amount, state.chargeKey);
   state.chargeKey = null;
   renderBalance(answer.balance);
-  announce(`Charged ${formatWon(amount)}. Your practice balance is ${formatWon(answer.balance)}.`);
+  announce(t('pay.charged', { amount: formatWon(amount), balance: formatWon(answer.balance) }));
 }
 
 /** Errors after which the hold is gone and the seats must be chosen again. */
 const HOLD_GONE = {
-  INSUFFICIENT_BALANCE: (d) => `Not enough practice balance${d?.balance !== undefined ? ` (you have ${formatWon(d.balance)}, the seats cost ${formatWon(d.amount)})` : ''}: nothing was paid and the seats were given back. Charge your balance and choose seats again.`,
-  RESERVATION_EXPIRED: () => 'The hold ran out before paying. Choose seats again.',
-  RESERVATION_NOT_PAYABLE: () => 'This hold can no longer be paid.',
+  INSUFFICIENT_BALANCE: (d) => t('pay.insufficient', {
+    detail: d?.balance !== undefined ? t('pay.insufficientDetail', { balance: formatWon(d.balance), amount: formatWon(d.amount) }) : '',
+  }),
+  RESERVATION_EXPIRED: () => t('pay.expired'),
+  RESERVATION_NOT_PAYABLE: () => t('pay.notPayable'),
 };
 
 async function pay() {
   const r = state.reservation;
   if (!r) {
-    showError({ message: 'There is no seat hold to pay for. Choose seats again.' });
+    showError({ message: t('pay.none') });
     return;
   }
   let payment;
@@ -681,10 +832,10 @@ async function pay() {
   } catch (err) {
     if (!(err instanceof ApiError) || !HOLD_GONE[err.code]) throw err;
     reportError(err, HOLD_GONE[err.code](err.details));
-    announce('Your seat hold has ended without payment.');
+    announce(t('pay.ended'));
     state.reservation = null;
-    byId('hold-timer').textContent = 'released';
-    byId('release-button').textContent = 'Choose seats again';
+    byId('hold-timer').textContent = t('timer.released');
+    byId('release-button').textContent = t('pay.chooseAgain');
     byId('pay-button').disabled = true;
     detach(loadBalance);
     return;
@@ -694,7 +845,7 @@ async function pay() {
   try {
     confirmed = await api.reservation(r.reservation_id);
   } catch (err) {
-    reportError(err, 'Paid, but the booking could not be re-read:');
+    reportError(err, t('pay.reread'));
   }
   goDone({ ...confirmed, seatDetails: r.seatDetails }, payment);
 }
@@ -704,7 +855,7 @@ async function release() {
   if (r) {
     await api.release(r.reservation_id);
     state.reservation = null;
-    announce('Your seats were given back.');
+    announce(t('pay.released'));
   }
   goSeats();
 }
@@ -713,33 +864,54 @@ async function release() {
 
 function goDone(reservation, payment) {
   showScreen('done');
+  byId('done-heading').textContent = t(state.run ? 'done.headingRun' : 'done.heading');
   const history = saveAttempt(state.attempt);
   renderTimingTable(byId('timing-table'), state.attempt);
   renderHistoryTable(byId('history-table'), history);
-  const seats = reservation.seatDetails ?? reservation.seats ?? [];
-  byId('reservation-result').replaceChildren(
-    el('p', { class: 'result-status' }, 'Status ',
-      el('strong', { class: `badge status-${reservation.status}`, dataset: { status: reservation.status } }, reservation.status)),
-    el('dl', { class: 'facts' },
-      el('div', {}, el('dt', {}, 'Reservation'), el('dd', {}, el('code', { class: 'reservation-id' }, reservation.reservation_id))),
-      el('div', {}, el('dt', {}, 'Concert'), el('dd', {}, reservation.concert_title ?? state.concert.title)),
-      el('div', {}, el('dt', {}, 'Date'), el('dd', {}, formatDateTime(reservation.starts_at ?? state.schedule?.starts_at))),
-      el('div', {}, el('dt', {}, 'Seats'), el('dd', {}, seats.map((s) => s.seat_no).join(', '))),
-      el('div', {}, el('dt', {}, 'Paid'), el('dd', {}, formatWon(payment.amount))),
-      el('div', {}, el('dt', {}, 'Balance after'), el('dd', {}, formatWon(payment.balance_after)))),
-  );
-  announce(`Booked! Reservation ${reservation.status}.`);
+  state.done = { reservation, payment };
+  renderReservationResult();
+  announce(t('done.announce', { status: t(`status.${reservation.status}`) }));
   state.queueToken = null; // a payment uses the queue token up
   state.reservation = null;
   detach(loadMyReservations);
+  if (state.run) detach(() => recordResult(reservation.reservation_id));
+}
+
+function renderReservationResult() {
+  const box = byId('reservation-result');
+  if (!state.done) {
+    box.replaceChildren();
+    return;
+  }
+  const { reservation, payment } = state.done;
+  const seats = reservation.seatDetails ?? reservation.seats ?? [];
+  box.replaceChildren(
+    el('p', { class: 'result-status' }, t('done.status'),
+      el('strong', { class: `badge status-${reservation.status}`, dataset: { status: reservation.status } }, t(`status.${reservation.status}`))),
+    el('dl', { class: 'facts' },
+      el('div', {}, el('dt', {}, t('done.reservation')), el('dd', {}, el('code', { class: 'reservation-id' }, reservation.reservation_id))),
+      el('div', {}, el('dt', {}, t('done.concert')), el('dd', {}, reservation.concert_title ?? state.concert.title)),
+      el('div', {}, el('dt', {}, t('done.date')), el('dd', {}, formatDateTime(reservation.starts_at ?? state.schedule?.starts_at))),
+      el('div', {}, el('dt', {}, t('done.seats')), el('dd', {}, seats.map((s) => s.seat_no).join(', '))),
+      el('div', {}, el('dt', {}, t('done.paid')), el('dd', {}, formatWon(payment.amount))),
+      el('div', {}, el('dt', {}, t('done.balanceAfter')), el('dd', {}, formatWon(payment.balance_after)))),
+  );
 }
 
 async function practiseAgain() {
+  if (state.run) {
+    // Practising again: back to the concert the run came from, to start a new run.
+    const source = state.run.practice?.source_concert_id ?? state.runSource;
+    leaveRun();
+    if (source) openConcert(await api.concert(source));
+    else goChoose();
+    return;
+  }
   let concert = state.concert;
   try {
     concert = await api.concert(concert.concert_id);
   } catch (err) {
-    reportError(err, 'Could not refresh the concert; practising with what we had:');
+    reportError(err, t('msg.refreshConcert'));
   }
   openConcert(concert);
 }
@@ -750,7 +922,7 @@ async function loadMyReservations() {
   const data = await api.myReservations();
   const list = byId('my-reservations');
   list.replaceChildren(...(data.items ?? []).map(renderReservation));
-  if (!list.children.length) list.append(el('li', { class: 'empty' }, 'No reservations yet.'));
+  if (!list.children.length) list.append(el('li', { class: 'empty' }, t('reservations.none')));
 }
 
 function renderReservation(r) {
@@ -758,15 +930,15 @@ function renderReservation(r) {
   const seats = (r.seats ?? []).map((s) => s.seat_no).join(', ');
   return el('li', { class: 'my-reservation', dataset: { status: r.status, reservationId: r.reservation_id } },
     el('div', { class: 'res-main' },
-      el('strong', {}, r.concert_title ?? 'Concert'),
-      el('span', { class: 'pick-meta' }, `${formatDateTime(r.starts_at)} · seat(s) ${seats} · ${formatWon(r.amount ?? 0)}`),
-      refund !== undefined && refund !== null ? el('span', { class: 'refund' }, `Refunded ${formatWon(refund)}`) : ''),
-    el('span', { class: `badge status-${r.status}` }, r.status),
+      el('strong', {}, r.concert_title ?? t('reservations.concert')),
+      el('span', { class: 'pick-meta' }, t('reservations.meta', { date: formatDateTime(r.starts_at), seats, amount: formatWon(r.amount ?? 0) })),
+      refund !== undefined && refund !== null ? el('span', { class: 'refund' }, t('reservations.refunded', { amount: formatWon(refund) })) : ''),
+    el('span', { class: `badge status-${r.status}` }, t(`status.${r.status}`)),
     r.status === 'CONFIRMED'
       ? el('button', {
         type: 'button', class: 'secondary cancel-button', dataset: { reservationId: r.reservation_id },
-        'aria-label': `Cancel booking of seat(s) ${seats} for ${r.concert_title ?? 'this concert'}`,
-      }, 'Cancel booking')
+        'aria-label': t('reservations.cancelLabel', { seats, title: r.concert_title ?? '' }),
+      }, t('reservations.cancel'))
       : '');
 }
 
@@ -779,22 +951,433 @@ async function cancelReservation(button) {
   if (button.dataset.confirm !== 'yes') {
     const terms = await api.cancellationTerms(id);
     if (!terms.cancellable) {
-      announce(`This booking cannot be cancelled: ${terms.reason}.`);
-      button.textContent = 'Cannot be cancelled';
+      announce(t('reservations.cannotReason', { reason: terms.reason }));
+      button.textContent = t('reservations.cannot');
       button.disabled = true;
       return;
     }
     button.dataset.confirm = 'yes';
     button.textContent = terms.fee > 0
-      ? `Confirm: refund ${formatWon(terms.refund)} (fee ${formatWon(terms.fee)})`
-      : `Confirm: full refund of ${formatWon(terms.refund)}`;
+      ? t('reservations.confirmFee', { refund: formatWon(terms.refund), fee: formatWon(terms.fee) })
+      : t('reservations.confirmFull', { refund: formatWon(terms.refund) });
     announce(button.textContent);
     return;
   }
   const answer = await api.cancel(id);
   state.refunds.set(id, answer.refund);
-  announce(`Booking cancelled: ${formatWon(answer.refund ?? 0)} refunded to your practice balance.`);
+  announce(t('reservations.cancelled', { amount: formatWon(answer.refund ?? 0) }));
   await loadMyReservations();
+}
+
+
+// ---- practice runs: a crowd of rivals ------------------------------------------------------------
+
+/** Whether the current run's site puts the security letters before the seats. */
+function needsCaptcha() {
+  if (!state.run) return false;
+  return state.run.practice?.captcha ?? CAPTCHA_SITES.has(state.run.template_code);
+}
+
+/** Numbers the booking steps shown (the run-only and letters-only ones hide on other concerts). */
+function numberSteps() {
+  let n = 0;
+  for (const li of document.querySelectorAll('#step-list li')) {
+    const shown = !(li.hasAttribute('data-run-only') && !state.run)
+      && !(li.hasAttribute('data-captcha-only') && !needsCaptcha());
+    li.hidden = !shown;
+    if (shown) li.querySelector('.step-no').textContent = String(n += 1);
+  }
+}
+
+/** POST /practice/runs from the concert page's form, then shows the run's countdown. */
+async function createRun() {
+  const countdown = byId('run-countdown').value.trim();
+  const body = {
+    concert_id: state.concert.concert_id,
+    difficulty: byId('run-difficulty').value,
+    venue: byId('run-venue').value,
+    site: byId('run-site').value,
+    start: 'now',
+    countdown_seconds: /^\d+$/.test(countdown) ? Number(countdown) : countdown,
+  };
+  const run = await api.createRun(body);
+  state.runSource = state.concert.concert_id;
+  enterRun(run);
+  announce(t('run.created', { time: formatDateTime(run.booking_opens_at, true) }));
+}
+
+/** ?run=<id>: GET /practice/runs/{id} and show it. */
+async function joinRun(runId) {
+  const run = await api.run(runId);
+  enterRun(run);
+  announce(t('run.joined'));
+}
+
+/** Makes a run the concert being practised: its page, share link and crowd figures. */
+function enterRun(run) {
+  leaveRun();
+  state.run = run;
+  const url = new URL(window.location.href);
+  url.search = '';
+  url.hash = '';
+  url.searchParams.set('run', run.run_id);
+  history.replaceState(null, '', url.href);
+  byId('run-link').value = url.href;
+  byId('run-box').dataset.runId = run.run_id;
+  renderRunSettings();
+  renderCrowd(run.crowd);
+  startRunPolling();
+  openConcert(run);
+}
+
+function renderRunSettings() {
+  const run = state.run;
+  if (!run) return;
+  const setup = run.practice ?? {};
+  byId('run-settings').textContent = t('run.settings', {
+    rivals: formatNumber(setup.difficulty?.rivals ?? 0),
+    venue: setup.venue ? t(`run.venue.${setup.venue}`) : formatNumber(run.schedules?.[0]?.total_seats ?? 0),
+    site: t(`run.site.${run.template_code ?? 'default'}`),
+  });
+}
+
+let runTimer = null;
+/** Polls GET /practice/runs/{id} for the crowd figures while the run is on (any screen). */
+function startRunPolling() {
+  stopRunPolling();
+  const runId = state.run.run_id;
+  const tick = async () => {
+    if (!state.run || state.run.run_id !== runId) return;
+    try {
+      if (!document.hidden) {
+        const run = await api.run(runId);
+        if (state.run?.run_id === runId) renderCrowd(run.crowd);
+      }
+    } catch (err) {
+      console.warn('crowd figures', err);
+    }
+    if (state.run?.run_id === runId) runTimer = setTimeout(tick, RUN_POLL_MS);
+  };
+  runTimer = setTimeout(tick, 0);
+}
+
+function stopRunPolling() {
+  if (runTimer !== null) clearTimeout(runTimer);
+  runTimer = null;
+}
+
+function renderCrowd(crowd) {
+  state.crowd = crowd ?? state.crowd;
+  const c = state.crowd;
+  if (!c) return;
+  byId('crowd-in-line').textContent = t('run.people', { n: formatNumber(c.in_line) });
+  byId('crowd-admitted').textContent = t('run.people', { n: formatNumber(c.admitted) });
+  byId('crowd-seats').textContent = t('run.seatsOf', { gone: formatNumber(c.seats_gone), total: formatNumber(c.total_seats) });
+  byId('crowd-seats').dataset.gone = String(c.seats_gone);
+}
+
+/** Ends the run mode: no more crowd polling, the address without ?run. */
+function leaveRun() {
+  stopRunPolling();
+  if (!state.run) return;
+  state.run = null;
+  state.crowd = null;
+  document.body.classList.remove('is-run', 'has-captcha');
+  const url = new URL(window.location.href);
+  if (url.searchParams.has('run')) {
+    url.searchParams.delete('run');
+    history.replaceState(null, '', url.href);
+  }
+}
+
+async function copyRunLink() {
+  const input = byId('run-link');
+  try {
+    await navigator.clipboard.writeText(input.value);
+  } catch {
+    input.select();
+  }
+  announce(t('run.copied'));
+}
+
+// ---- security letters (보안문자) ----------------------------------------------------------------
+
+function goCaptcha() {
+  showScreen('captcha');
+  byId('captcha-message').textContent = '';
+  byId('captcha-answer').value = '';
+  detach(newCaptcha);
+}
+
+async function newCaptcha() {
+  byId('captcha-loading').hidden = false;
+  const picture = await api.captcha(state.concert.concert_id, state.queueToken);
+  showCaptcha(picture);
+}
+
+/** Shows the server's SVG as an image (never as markup in this page). */
+function showCaptcha(picture) {
+  if (!picture?.captcha_id || typeof picture.image_svg !== 'string') return;
+  state.captcha = picture;
+  const img = byId('captcha-image');
+  img.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(picture.image_svg)}`;
+  img.dataset.captchaId = picture.captcha_id;
+  img.hidden = false;
+  byId('captcha-loading').hidden = true;
+  const input = byId('captcha-answer');
+  input.value = '';
+  input.focus();
+}
+
+async function answerCaptcha() {
+  const typed = byId('captcha-answer').value.trim();
+  const message = byId('captcha-message');
+  if (!typed) {
+    message.textContent = t('captcha.empty');
+    return;
+  }
+  if (!state.captcha) return;
+  try {
+    await api.answerCaptcha(state.concert.concert_id, state.captcha.captcha_id, typed, state.queueToken);
+  } catch (err) {
+    if (err instanceof ApiError && err.code === 'VALIDATION_FAILED' && err.details?.captcha) {
+      message.textContent = t('captcha.wrong');
+      message.dataset.refused = String(Number(message.dataset.refused ?? 0) + 1);
+      showCaptcha(err.details.captcha);
+      return;
+    }
+    throw err;
+  }
+  state.captchaPassed = true;
+  state.attempt.captchaAt ??= serverNow();
+  announce(t('captcha.passed'));
+  goSeats();
+}
+
+// ---- the site's steps after the seats: price, booker, method ------------------------------------
+
+function stepScreen(name) {
+  const sc = showScreen(name);
+  const r = state.reservation;
+  if (r) {
+    renderSelection(r.seatDetails, false);
+    startHoldTimer(sc, parseTime(r.expires_at));
+  }
+  return sc;
+}
+
+function goPrice() {
+  stepScreen('price');
+  const r = state.reservation;
+  byId('price-count').textContent = t('price.countValue', { n: (r?.seatDetails ?? []).length });
+  byId('price-amount').textContent = formatWon(r?.amount ?? 0);
+}
+
+function priceDone() {
+  state.attempt.priceAt ??= serverNow();
+  goBooker();
+}
+
+function goBooker() {
+  stepScreen('booker');
+  byId('booker-message').textContent = '';
+  const name = byId('booker-name');
+  if (!name.value && state.me?.name) name.value = state.me.name;
+}
+
+function bookerDone() {
+  const message = byId('booker-message');
+  const name = byId('booker-name');
+  const phone = byId('booker-phone');
+  const terms = byId('booker-terms');
+  for (const input of [name, phone, terms]) input.removeAttribute('aria-invalid');
+  let problem = null;
+  if (!name.value.trim()) problem = [name, 'booker.needName'];
+  else if (!/^0\d{1,2}-?\d{3,4}-?\d{4}$/.test(phone.value.trim())) problem = [phone, 'booker.needPhone'];
+  else if (!terms.checked) problem = [terms, 'booker.needTerms'];
+  if (problem) {
+    problem[0].setAttribute('aria-invalid', 'true');
+    message.textContent = t(problem[1]);
+    problem[0].focus();
+    return;
+  }
+  message.textContent = '';
+  state.attempt.bookerAt ??= serverNow();
+  goMethod();
+}
+
+function goMethod() {
+  stepScreen('method');
+  byId('method-message').textContent = '';
+}
+
+function methodDone() {
+  const chosen = document.querySelector('#method-form input[name="method"]:checked');
+  if (!chosen) {
+    byId('method-message').textContent = t('method.need');
+    return;
+  }
+  state.payMethod = chosen.value;
+  state.attempt.methodAt ??= serverNow();
+  goPay();
+}
+
+// ---- results against the crowd -------------------------------------------------------------------
+
+/** POST .../results with this attempt's step times, then shows where the fan stood. */
+async function recordResult(reservationId) {
+  const run = state.run;
+  if (!run) return;
+  const box = byId('run-result');
+  box.hidden = false;
+  byId('run-result-body').replaceChildren(el('p', { class: 'hint' }, t('result.saving')));
+  const body = { steps: stepTimes(state.attempt).slice(0, 20) };
+  if (reservationId) body.reservation_id = reservationId;
+  const result = await api.recordResult(run.run_id, body);
+  state.result = result;
+  renderResult();
+  await loadPracticeHistory();
+}
+
+const percent = (p) => (p === null || p === undefined ? '—' : (Math.round(Number(p) * 10) / 10).toLocaleString('en-US'));
+
+function renderResult() {
+  const result = state.result;
+  const box = byId('run-result');
+  if (!result) {
+    box.hidden = true;
+    return;
+  }
+  box.hidden = false;
+  box.dataset.fasterThan = String(result.faster_than_percent ?? '');
+  box.dataset.seatsGone = String(result.seats_gone_percent ?? '');
+  const seats = result.seats ?? [];
+  byId('run-result-body').replaceChildren(
+    el('ul', { class: 'result-lines' },
+      el('li', { class: 'result-faster' }, result.faster_than_percent === null || result.faster_than_percent === undefined
+        ? t('result.none') : t('result.faster', { p: percent(result.faster_than_percent) })),
+      result.ahead_at_entry !== null && result.ahead_at_entry !== undefined
+        ? el('li', {}, t('result.ahead', { n: formatNumber(result.ahead_at_entry) })) : '',
+      el('li', { class: 'result-gone' }, result.seats_gone_percent === null || result.seats_gone_percent === undefined
+        ? t('result.noPick') : t('result.gone', { p: percent(result.seats_gone_percent) }))),
+    el('dl', { class: 'facts' },
+      el('div', {}, el('dt', {}, t('result.seats')), el('dd', { class: 'result-seats' }, seats.length ? seats.join(', ') : '—')),
+      el('div', {}, el('dt', {}, t('result.grade')), el('dd', {}, result.grade ? t('result.gradeValue', { grade: result.grade }) : '—')),
+      el('div', {}, el('dt', {}, t('result.entered')), el('dd', {}, formatDuration(result.entered_ms))),
+      el('div', {}, el('dt', {}, t('result.total')), el('dd', {}, formatDuration(result.total_ms)))),
+  );
+}
+
+/** Gives up the run: lets go of a hold, records what was done, shows the results. */
+async function giveUp() {
+  if (!state.run) return;
+  if (state.reservation) {
+    try {
+      await api.release(state.reservation.reservation_id);
+    } catch (err) {
+      reportError(err);
+    }
+    state.reservation = null;
+  }
+  showScreen('done');
+  byId('done-heading').textContent = t('done.headingRun');
+  state.done = null;
+  renderReservationResult();
+  renderTimingTable(byId('timing-table'), state.attempt);
+  announce(t('result.gaveUp'));
+  await recordResult(null);
+}
+
+/** GET /me/practice: recent runs and the best per site. */
+async function loadPracticeHistory() {
+  const data = await api.practiceHistory();
+  const section = byId('practice-history');
+  const items = data.items ?? [];
+  const best = Object.entries(data.best ?? {});
+  section.hidden = items.length === 0 && best.length === 0;
+  const head = (first) => el('thead', {}, el('tr', {},
+    el('th', { scope: 'col' }, first),
+    el('th', { scope: 'col' }, t('history.rivals')),
+    el('th', { scope: 'col' }, t('history.faster')),
+    el('th', { scope: 'col' }, t('history.gone')),
+    el('th', { scope: 'col' }, t('history.seats')),
+    el('th', { scope: 'col' }, t('history.total'))));
+  const row = (label, r) => el('tr', {},
+    el('th', { scope: 'row' }, label),
+    el('td', {}, formatNumber(r.difficulty?.rivals ?? 0)),
+    el('td', {}, r.faster_than_percent === null || r.faster_than_percent === undefined ? '—' : `${percent(r.faster_than_percent)}%`),
+    el('td', {}, r.seats_gone_percent === null || r.seats_gone_percent === undefined ? '—' : `${percent(r.seats_gone_percent)}%`),
+    el('td', {}, (r.seats ?? []).length ? `${r.seats.join(', ')}${r.grade ? ` (${t('result.gradeValue', { grade: r.grade })})` : ''}` : '—'),
+    el('td', {}, formatDuration(r.total_ms)));
+  byId('practice-recent').replaceChildren(
+    el('caption', { id: 'practice-recent-caption' }, t('history.recent')),
+    head(t('history.when')),
+    el('tbody', {}, items.length
+      ? items.map((r) => row(`${formatDateTime(r.recorded_at)} · ${t(`run.site.${r.site}`)}`, r))
+      : el('tr', {}, el('td', { colspan: 6 }, t('history.empty')))));
+  byId('practice-best').replaceChildren(
+    el('caption', { id: 'practice-best-caption' }, t('history.best')),
+    head(t('history.site')),
+    el('tbody', {}, best.map(([site, r]) => row(t(`run.site.${site}`), r))));
+}
+
+// ---- the server clock in the header and the language switch --------------------------------------
+
+function startHeaderClock() {
+  const node = byId('header-clock');
+  const tick = () => {
+    const text = formatClock(serverNow());
+    if (node.textContent !== text) node.textContent = text;
+  };
+  tick();
+  setInterval(tick, 100);
+}
+
+/** After a language switch: redraw what JS wrote on the screen being shown. */
+function relabel() {
+  announce(''); // the last notice was in the other language
+  if (state.me) byId('user-name').textContent = t('nav.loggedIn', { name: state.me.name, username: state.me.username });
+  const screen = document.body.dataset.screen;
+  if (state.concert) renderConcertFacts(state.concert, setLayout(state.concert.template_code));
+  byId('run-title').textContent = state.run ? t('run.heading') : '';
+  renderRunSettings();
+  renderCrowd(null);
+  seatMap.relabel();
+  legendKey = '';
+  renderLegend(seatMap.grades);
+  if (state.zones?.length) {
+    byId('zone-grid').dataset.key = '';
+    renderZones();
+  }
+  if (screen === 'seats') {
+    if (!state.reservation) byId('hold-timer').textContent = t('timer.notHeld');
+    byId('seats-heading').textContent = t(state.zones !== null && state.zone === null ? 'seats.zonesHeading' : 'seats.heading');
+    if (state.zone !== null) byId('zone-title').textContent = t('seats.zoneSeats', { zone: zoneName(state.zone) });
+    renderSelection(seatMap.selectedSeats(), true);
+  } else if (['price', 'booker', 'method', 'pay'].includes(screen) && state.reservation) {
+    renderSelection(state.reservation.seatDetails, false);
+    if (screen === 'price') goPrice();
+    if (screen === 'pay') {
+      byId('pay-amount').textContent = formatWon(state.reservation.amount);
+      byId('release-button').textContent = t('pay.release');
+      byId('pay-method').textContent = state.payMethod ? t(`method.${state.payMethod}`) : '';
+      const balance = byId('balance').dataset.balance;
+      if (balance !== undefined) renderBalance(Number(balance));
+    }
+  } else if (screen === 'done') {
+    byId('done-heading').textContent = t(state.run ? 'done.headingRun' : 'done.heading');
+    renderReservationResult();
+    renderResult();
+    renderTimingTable(byId('timing-table'), state.attempt);
+  } else if (screen === 'queue') {
+    const ahead = byId('queue-position').dataset.position;
+    if (ahead !== undefined) byId('queue-position').textContent = t('queue.people', { n: formatNumber(ahead) });
+  }
+  if (state.concert) renderHistoryTable(byId('history-table'), loadHistory(state.concert.concert_id));
+  if (!byId('practice-history').hidden) detach(loadPracticeHistory);
+  if (screen === 'choose') detach(() => loadConcerts(false));
+  if (['choose', 'done'].includes(screen)) detach(loadMyReservations);
+  numberSteps();
 }
 
 // ---- wiring ---------------------------------------------------------------------------------------------------
@@ -832,6 +1415,24 @@ function wire() {
   byId('practise-again-button').addEventListener('click', run('again', practiseAgain));
 
   byId('reservations-refresh-button').addEventListener('click', run('reservations', loadMyReservations));
+
+  for (const button of document.querySelectorAll('[data-lang]')) {
+    button.addEventListener('click', () => setLang(button.dataset.lang));
+  }
+  onLangChange(relabel);
+  byId('run-form').addEventListener('submit', run('run', createRun));
+  byId('run-copy-button').addEventListener('click', run('copy', copyRunLink));
+  byId('give-up-button').addEventListener('click', run('give-up', giveUp));
+  byId('captcha-form').addEventListener('submit', run('captcha', answerCaptcha));
+  byId('captcha-new-button').addEventListener('click', run('captcha-new', newCaptcha));
+  byId('zone-grid').addEventListener('click', (event) => {
+    const button = event.target.closest('button.zone-pick');
+    if (button) pickZone(Number(button.dataset.zone));
+  });
+  byId('back-to-zones-button').addEventListener('click', run('zones', backToZones));
+  byId('price-form').addEventListener('submit', run('price', priceDone));
+  byId('booker-form').addEventListener('submit', run('booker', bookerDone));
+  byId('method-form').addEventListener('submit', run('method', methodDone));
   byId('my-reservations').addEventListener('click', (event) => {
     const button = event.target.closest('button.cancel-button');
     if (button) run(`cancel-${button.dataset.reservationId}`, () => cancelReservation(button))();
@@ -840,7 +1441,11 @@ function wire() {
 
 /** Start: resume a session kept in this tab, or ask to log in. */
 async function start() {
+  applyStatic();
   wire();
+  numberSteps();
+  startHeaderClock();
+  detach(() => syncClockIfStale(true));
   renderTimingTable(byId('timing-table'), null);
   renderHistoryTable(byId('history-table'), []);
   if (!session.token()) {

@@ -6,6 +6,7 @@
 // shortest round trip (the least uncertain one).
 
 import { api } from './api.js';
+import { t, locale } from './i18n.js';
 
 const sync = {
   offsetMs: 0, // add to Date.now() to get the server's time
@@ -87,33 +88,31 @@ export function formatMinutesSeconds(ms) {
   return `${pad(Math.floor(total / 60))}:${pad(total % 60)}`;
 }
 
-/** "0.842 s", "1 min 02.310 s": a step's duration; "—" when unknown. */
+/** "0.842 s", "1 min 02.310 s" (ko: "0.842초"): a step's duration; "—" when unknown. */
 export function formatDuration(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return '—';
   const sign = ms < 0 ? '−' : '';
   const abs = Math.abs(ms);
-  if (abs < 60000) return `${sign}${(abs / 1000).toFixed(3)} s`;
+  if (abs < 60000) return sign + t('dur.s', { v: (abs / 1000).toFixed(3) });
   const minutes = Math.floor(abs / 60000);
-  if (minutes >= 60) {
-    const hours = Math.floor(minutes / 60);
-    return `${sign}${hours} h ${minutes % 60} min`;
-  }
-  return `${sign}${minutes} min ${pad(((abs % 60000) / 1000).toFixed(3), 6)} s`;
+  if (minutes >= 60) return sign + t('dur.h', { h: Math.floor(minutes / 60), m: minutes % 60 });
+  return sign + t('dur.min', { m: minutes, s: pad(((abs % 60000) / 1000).toFixed(3), 6) });
 }
 
-/** "about 1 min 5 s" for a wait in seconds. */
+/** "about 1 min 5 s" (ko: "약 1분 5초") for a wait in seconds. */
 export function formatWait(seconds) {
-  if (seconds === null || seconds === undefined || Number.isNaN(Number(seconds))) return 'unknown';
+  if (seconds === null || seconds === undefined || Number.isNaN(Number(seconds))) return t('wait.unknown');
   const s = Math.max(0, Math.round(Number(seconds)));
-  if (s < 60) return `about ${s} s`;
-  return `about ${Math.floor(s / 60)} min ${s % 60} s`;
+  if (s < 60) return t('wait.seconds', { s });
+  return t('wait.minutes', { m: Math.floor(s / 60), s: s % 60 });
 }
 
-/** A date and time in the reader's locale, e.g. "Sat, 14 Dec 2025, 19:00 GMT+9". */
+/** A date and time in Korea time, e.g. "2026년 12월 14일 (일) 19:00 KST" / "Sun, 14 Dec 2026, 19:00 KST". */
 export function formatDateTime(value, withSeconds = false) {
   const ms = typeof value === 'number' ? value : parseTime(value);
-  if (ms === null) return 'not set';
-  return new Intl.DateTimeFormat(undefined, {
+  if (ms === null) return t('msg.notSet');
+  const text = new Intl.DateTimeFormat(locale(), {
+    timeZone: 'Asia/Seoul',
     weekday: 'short',
     year: 'numeric',
     month: 'short',
@@ -121,12 +120,16 @@ export function formatDateTime(value, withSeconds = false) {
     hour: '2-digit',
     minute: '2-digit',
     second: withSeconds ? '2-digit' : undefined,
-    timeZoneName: 'short',
+    hourCycle: 'h23',
   }).format(ms);
+  return `${text} KST`;
 }
 
-/** "14:03:05.2": a clock time with tenths, for the server clock display. */
+const seoulClock = new Intl.DateTimeFormat('en-GB', {
+  timeZone: 'Asia/Seoul', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
+});
+
+/** "14:03:05.2": a Korea-time clock time with tenths, for the server clock display. */
 export function formatClock(ms) {
-  const d = new Date(ms);
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${Math.floor(d.getMilliseconds() / 100)}`;
+  return `${seoulClock.format(ms)}.${Math.floor((((ms % 1000) + 1000) % 1000) / 100)}`;
 }

@@ -6,20 +6,24 @@
 // Home/End jump to the ends of a row, Enter/Space choose (native <button> behaviour).
 
 import { el, formatWon } from './ui.js';
+import { t, lang } from './i18n.js';
 
-const STATUS_WORDS = { AVAILABLE: 'available', HELD: 'held by someone', BOOKED: 'booked' };
+const statusWord = (status) => (['AVAILABLE', 'HELD', 'BOOKED'].includes(status) ? t(`seat.${status}`) : String(status).toLowerCase());
 const GRADE_COLOURS = 8; // style.css defines .grade-0 … .grade-7
 
-/** "VIP section" (without doubling a name that already says "section"). */
+/** "VIP section" in English (without doubling a name that already says "section"); the name as is in Korean. */
 export function sectionName(section) {
   const name = String(section ?? '');
-  return /section$/i.test(name.trim()) ? name : `${name} section`;
+  if (lang() === 'ko' || /section$|구역$/i.test(name.trim())) return name;
+  return `${name} section`;
 }
 
 /** The accessible name of a seat, e.g. "Seat 12, VIP section, row 1, grade VIP, 154,000 won, available". */
 export function seatLabel(seat) {
-  return `Seat ${seat.seat_no}, ${sectionName(seat.section)}, row ${seat.row}, grade ${seat.grade}, ` +
-    `${formatWon(seat.price)}, ${STATUS_WORDS[seat.status] ?? String(seat.status).toLowerCase()}`;
+  return t('seat.label', {
+    no: seat.seat_no, section: sectionName(seat.section), row: seat.row, grade: seat.grade,
+    price: formatWon(seat.price), status: statusWord(seat.status),
+  });
 }
 
 /** Rows are numbers in the contract; sort numerically, and names (if any) naturally. */
@@ -95,11 +99,11 @@ export class SeatMap {
       return;
     }
     if (seat.status !== 'AVAILABLE') {
-      this.onRefused(`Seat ${no} is ${STATUS_WORDS[seat.status] ?? seat.status}; choose another seat.`);
+      this.onRefused(t('seat.taken', { no }));
       return;
     }
     if (this.selected.size >= this.maxSelected) {
-      this.onRefused(`You can choose at most ${this.maxSelected} seats. Deselect one before choosing seat ${no}.`);
+      this.onRefused(t('seat.max', { max: this.maxSelected, no }));
       return;
     }
     this.selected.add(no);
@@ -172,12 +176,12 @@ export class SeatMap {
       const block = el('div', { class: 'seat-section', role: 'group', 'aria-labelledby': headingId },
         el('h3', { id: headingId },
           sectionName(section),
-          el('span', { class: 'section-meta' }, ` — grade ${grades.join(', ')}, ${prices.map(formatWon).join(' / ')}`)));
+          el('span', { class: 'section-meta' }, t('seat.sectionMeta', { grades: grades.join(', '), prices: prices.map(formatWon).join(' / ') }))));
       for (const rowNo of [...rows.keys()].sort(compareRows)) {
         const rowSeats = rows.get(rowNo);
         const rowIndex = this.rows.length;
         this.rows.push(rowSeats.map((s) => s.seat_no));
-        const row = el('div', { class: 'seat-row' }, el('span', { class: 'row-label', 'aria-hidden': 'true' }, `Row ${rowNo}`));
+        const row = el('div', { class: 'seat-row' }, el('span', { class: 'row-label', 'aria-hidden': 'true' }, t('seat.row', { row: rowNo })));
         rowSeats.forEach((seat, column) => {
           this.position.set(seat.seat_no, [rowIndex, column]);
           const button = el('button', {
@@ -195,12 +199,21 @@ export class SeatMap {
       blocks.push(block);
     }
     this.container.replaceChildren(...blocks);
-    if (!blocks.length) this.container.append(el('p', { class: 'empty' }, 'No seats on this date.'));
+    if (!blocks.length) this.container.append(el('p', { class: 'empty' }, t('seats.none')));
 
     const keep = this.focusNo !== null && this.buttons.has(this.focusNo) ? this.focusNo : sorted[0]?.seat_no ?? null;
     this.focusNo = null;
     if (keep !== null) this.setFocusable(keep);
     if (hadFocus !== null && this.buttons.has(hadFocus)) this.buttons.get(hadFocus).focus();
+  }
+
+  /** Redraws every label in the current language (after a language switch). */
+  relabel() {
+    if (!this.seats.size) return;
+    const items = [...this.seats.values()];
+    this.structure = null;
+    this.seats = new Map();
+    this.update(items);
   }
 
   /** Makes one seat the map's single Tab stop. */

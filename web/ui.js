@@ -26,11 +26,8 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-const won = new Intl.NumberFormat('en-US');
-/** "154,000 won" */
-export function formatWon(amount) {
-  return `${won.format(amount)} won`;
-}
+/** "154,000원" / "154,000 won": see i18n.js. */
+export { formatWon } from './i18n.js';
 
 // ---- error and notice regions -------------------------------------------------------------
 

@@ -330,6 +330,17 @@ fn every_event_gets_past_its_endpoints_input_validation() {
             "join-waitlist" => {
                 parse_json::<shared::waitlist::JoinWaitlist>(body).and_then(|join| join.validate())
             }
+            "create-practice-run" => parse_json::<shared::practice::NewRun>(body).and_then(|run| {
+                run.difficulty
+                    .as_ref()
+                    .map_or(Ok(()), |d| d.resolve().map(drop))
+            }),
+            "answer-practice-captcha" => {
+                parse_json::<shared::practice::CaptchaAnswer>(body).and_then(|a| a.validate())
+            }
+            "record-practice-result" => {
+                parse_json::<shared::practice::NewResult>(body).and_then(|r| r.validate())
+            }
             _ => {
                 assert!(
                     json.get("body").is_none(),

@@ -89,6 +89,7 @@ impl NewConcert {
             created_at: now,
             ticket_limit: self.ticket_limit.unwrap_or(DEFAULT_TICKET_LIMIT),
             cancellation_fees: self.cancellation_fees.clone().unwrap_or_default(),
+            practice: None,
         }
     }
 
@@ -250,6 +251,8 @@ pub struct SeatState {
     pub status: SeatStatus,
     pub reservation_id: Option<Uuid>,
     pub hold_expires_at: Option<DateTime<Utc>>,
+    /// For a practice run's seat: when a real fan first held it (epoch ms).
+    pub claimed_at_ms: Option<i64>,
 }
 
 impl SeatState {
@@ -296,6 +299,9 @@ pub struct Concert {
     /// What cancelling a booking costs, by timing.
     #[serde(default)]
     pub cancellation_fees: CancellationPolicy,
+    /// Set for a practice run's own concert: its crowd, venue and steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub practice: Option<crate::practice::PracticeSetup>,
 }
 
 fn default_ticket_limit() -> u32 {
@@ -492,6 +498,7 @@ mod tests {
             created_at: at(1),
             ticket_limit: 4,
             cancellation_fees: CancellationPolicy::default(),
+            practice: None,
         };
         assert_eq!(
             concert.status(at(1) - Duration::seconds(1)),

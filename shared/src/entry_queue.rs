@@ -103,6 +103,12 @@ impl EntryQueue {
 
     /// Up to 10 messages, without waiting: a long poll would hold the admitter's step (and,
     /// against the single-threaded local emulator, every other request).
+    ///
+    /// Each receive carries a `ReceiveRequestAttemptId` of its own, which the SDK repeats on
+    /// its retries: a retry after a lost answer gets the messages the lost answer carried (an
+    /// attempt id holds for five minutes, while none of its messages was changed), rather than
+    /// finding them in flight and their message groups hidden for the visibility timeout.
+    /// (moto ignores it.)
     pub async fn receive(&self) -> Result<Vec<Received>> {
         let output = self
             .client
@@ -111,6 +117,7 @@ impl EntryQueue {
             .max_number_of_messages(10)
             .visibility_timeout(self.visibility_seconds)
             .wait_time_seconds(0)
+            .receive_request_attempt_id(uuid::Uuid::new_v4().simple().to_string())
             .send()
             .await
             .map_err(|err| sqs_error("receive_message", err))?;

@@ -50,6 +50,9 @@ pub enum DomainError {
     BookingClosed(&'static str),
     #[error("{0}")]
     RateLimited(&'static str),
+    /// The security letters typed do not match the picture: a new picture comes with it.
+    #[error("answer: the letters do not match the picture; type the new one")]
+    CaptchaMismatch { captcha_id: String, image: String },
     /// A page the import will not fetch: its address (or a redirect's) is not public.
     #[error("{0}")]
     ImportRefused(String),
@@ -100,7 +103,7 @@ impl DomainError {
 
     pub fn status(&self) -> u16 {
         match self {
-            Self::Validation { .. } => 400,
+            Self::Validation { .. } | Self::CaptchaMismatch { .. } => 400,
             Self::Unauthenticated(_) | Self::InvalidQueueToken(_) | Self::QueueTokenExpired(_) => {
                 401
             }
@@ -122,7 +125,7 @@ impl DomainError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Validation { .. } => "VALIDATION_FAILED",
+            Self::Validation { .. } | Self::CaptchaMismatch { .. } => "VALIDATION_FAILED",
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::InvalidQueueToken(_) => "INVALID_QUEUE_TOKEN",
             Self::QueueTokenExpired(_) => "QUEUE_TOKEN_EXPIRED",
@@ -155,6 +158,11 @@ impl DomainError {
     fn details(&self) -> Value {
         match self {
             Self::Validation { field, reason } => json!({ "field": field, "reason": reason }),
+            Self::CaptchaMismatch { captcha_id, image } => json!({
+                "field": "answer",
+                "reason": "the letters do not match the picture",
+                "captcha": { "captcha_id": captcha_id, "image_svg": image },
+            }),
             Self::QueueNotAdmitted { position } => json!({ "position": position }),
             Self::SeatUnavailable { seat_nos } => json!({ "seat_nos": seat_nos }),
             Self::TicketLimitReached {

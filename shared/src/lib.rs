@@ -18,6 +18,7 @@ pub mod ids;
 pub mod metrics;
 pub mod money;
 pub mod operations;
+pub mod practice;
 pub mod queue;
 pub mod reservations;
 pub mod rules;

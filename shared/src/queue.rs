@@ -95,6 +95,21 @@ pub struct QueueToken {
     /// When the place was numbered (wall clock, epoch ms): the admitter merges shards on it.
     #[serde(default)]
     pub entered_at_ms: i64,
+    /// A place in a practice run's line (its crowd is simulated, `practice::crowd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub practice: Option<PracticePlace>,
+}
+
+/// Where a fan stood when they entered a practice run's line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PracticePlace {
+    /// When they entered, ms after the opening.
+    pub entered_ms: i64,
+    /// The people then ahead of them: rivals who were faster and real fans before them.
+    pub ahead: u64,
+    /// They typed the run's security letters (the seat map and holds need it).
+    #[serde(default)]
+    pub captcha_passed: bool,
 }
 
 impl QueueToken {
@@ -211,6 +226,7 @@ mod tests {
             expires_at: t0() + Duration::hours(6),
             active_until,
             entered_at_ms: 0,
+            practice: None,
         }
     }
 

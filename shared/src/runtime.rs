@@ -26,6 +26,11 @@ pub struct Services {
     pub catalog: Arc<CatalogCache>,
     /// When the admitter first missed each number of a line (see `operations::queue::line`).
     pub missing: Arc<MissingSince>,
+    /// The crowds of practice runs this process played lately (each a pure function of its
+    /// run, built once).
+    pub crowds: Arc<crate::practice::CrowdCache>,
+    /// The key of practice runs' security letters, derived from the signing key.
+    pub captcha_key: Arc<Vec<u8>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +156,8 @@ impl Services {
         Ok(Self {
             catalog: Arc::default(),
             missing: Arc::default(),
+            crowds: Arc::default(),
+            captcha_key: Arc::new(crate::practice::captcha::key(secret.as_bytes())),
             events,
             entry_queue,
             tokens: TokenKeys::from_secret(secret.as_bytes()),

@@ -254,14 +254,29 @@ impl TestApi {
             .expect("the admission step runs")
     }
 
-    /// Enters `concert_id`'s queue; returns the reply body (queue_token, position, ...).
+    /// Enters `concert_id`'s queue; returns the reply body (queue_token, position, ...). A
+    /// `503 SERVICE_BUSY` (the emulators slow under a test's crowd) is retried after its
+    /// Retry-After, as docs/API.md asks of clients: the entry keeps the fan's place.
     pub async fn enter(&self, access_token: &str, concert_id: &str) -> Value {
-        let reply = self
-            .request(Method::POST, "/queue/tokens")
-            .token(access_token)
-            .json(json!({ "concert_id": concert_id }))
-            .send()
-            .await;
+        let mut reply = None;
+        for _ in 0..5 {
+            let answer = self
+                .request(Method::POST, "/queue/tokens")
+                .token(access_token)
+                .json(json!({ "concert_id": concert_id }))
+                .busy_ok()
+                .send()
+                .await;
+            if answer.status != StatusCode::SERVICE_UNAVAILABLE {
+                reply = Some(answer);
+                break;
+            }
+            let wait = answer.body["error"]["details"]["retry_after_seconds"]
+                .as_u64()
+                .unwrap_or(1);
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+        }
+        let reply = reply.expect("the queue entry stayed busy through five tries");
         assert!(
             reply.status == 201 || reply.status == 200,
             "cannot enter the queue: {}",

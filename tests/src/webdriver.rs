@@ -112,6 +112,42 @@ pub struct Element<'a> {
 }
 
 impl Browser {
+    /// Waits until the practice page shows `screen` (the `data-screen` of its body).
+    pub async fn on_screen(&self, screen: &str) {
+        self.wait_for(
+            &format!("body[data-screen='{screen}']"),
+            |_| true,
+            &format!("the {screen} screen"),
+        )
+        .await;
+    }
+
+    /// Switches the practice page's language (`ko`, `en`) with its toggle.
+    pub async fn set_lang(&self, lang: &str) {
+        self.find(&format!("#lang-{lang}")).await.click().await;
+        self.wait_for(&format!("html[lang='{lang}']"), |_| true, "the language")
+            .await;
+    }
+
+    /// Opens the practice page at `base`, signs up as `username` (named `name`) in `lang`, and
+    /// waits for the list of concerts.
+    pub async fn sign_up(&self, base: &str, username: &str, name: &str, lang: &str) {
+        self.go(&format!("{base}/")).await;
+        self.on_screen("login").await;
+        self.set_lang(lang).await;
+        self.find("#signup-username")
+            .await
+            .type_text(username)
+            .await;
+        self.find("#signup-password")
+            .await
+            .type_text("practice-password")
+            .await;
+        self.find("#signup-name").await.type_text(name).await;
+        self.find("#signup-button").await.click().await;
+        self.on_screen("choose").await;
+    }
+
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
@@ -216,6 +252,22 @@ impl Browser {
             Some(json!({ "script": script, "args": [] })),
         )
         .await
+    }
+
+    /// Emulates a screen of `width`×`height` CSS pixels (a phone when `mobile`), through the
+    /// DevTools protocol chromedriver passes on.
+    pub async fn viewport(&self, width: u32, height: u32, mobile: bool) {
+        self.call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({
+                "cmd": "Emulation.setDeviceMetricsOverride",
+                "params": {
+                    "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile,
+                },
+            })),
+        )
+        .await;
     }
 
     /// Writes a PNG of the window to `path`.

@@ -17,39 +17,6 @@ fn shot(name: &str) -> PathBuf {
         .join(format!("{name}.png"))
 }
 
-/// Waits until the page shows `screen` (the `data-screen` of its body).
-async fn on_screen(browser: &Browser, screen: &str) {
-    browser
-        .wait_for(
-            &format!("body[data-screen='{screen}']"),
-            |_| true,
-            &format!("the {screen} screen"),
-        )
-        .await;
-}
-
-async fn sign_up(browser: &Browser, base: &str, username: &str) {
-    browser.go(&format!("{base}/")).await;
-    on_screen(browser, "login").await;
-    browser
-        .find("#signup-username")
-        .await
-        .type_text(username)
-        .await;
-    browser
-        .find("#signup-password")
-        .await
-        .type_text("practice-password")
-        .await;
-    browser
-        .find("#signup-name")
-        .await
-        .type_text("Practice Fan")
-        .await;
-    browser.find("#signup-button").await.click().await;
-    on_screen(browser, "choose").await;
-}
-
 /// From the concert page to the seat map of its first date: wait for the open time, book,
 /// wait in line until admitted, pick the date.
 async fn queue_to_seats(browser: &Browser) {
@@ -65,9 +32,9 @@ async fn queue_to_seats(browser: &Browser) {
             "in line",
         )
         .await;
-    on_screen(browser, "dates").await;
+    browser.on_screen("dates").await;
     browser.find(".schedule-pick").await.click().await;
-    on_screen(browser, "seats").await;
+    browser.on_screen("seats").await;
     browser
         .wait_for(".seat[data-status='AVAILABLE']", |_| true, "a seat map")
         .await;
@@ -137,9 +104,10 @@ async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
 
     let fan = driver.browser().await;
     fan.go(&format!("{base}/")).await;
-    on_screen(&fan, "login").await;
+    fan.on_screen("login").await;
     fan.screenshot(&shot("01-login")).await;
-    sign_up(&fan, &base, "browser_fan").await;
+    fan.sign_up(&base, "browser_fan", "Practice Fan", "en")
+        .await;
 
     // Import: the concert page with its countdown, the Book button off until the open time.
     fan.find("#import-url")
@@ -147,7 +115,7 @@ async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
         .type_text(&server.url("/goods/26001"))
         .await;
     fan.find("#import-button").await.click().await;
-    on_screen(&fan, "concert").await;
+    fan.on_screen("concert").await;
     fan.wait_for(
         "#concert-title",
         |text| text.contains("IU"),
@@ -160,13 +128,15 @@ async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
 
     // A second fan picks the same concert from the list.
     let rival = driver.browser().await;
-    sign_up(&rival, &base, "browser_rival").await;
+    rival
+        .sign_up(&base, "browser_rival", "Practice Fan", "en")
+        .await;
     rival
         .wait_for(".concert-pick", |_| true, "the concert list")
         .await
         .click()
         .await;
-    on_screen(&rival, "concert").await;
+    rival.on_screen("concert").await;
 
     // The open time passes; both book, wait in line and reach the seat map.
     queue_to_seats(&fan).await;
@@ -182,17 +152,18 @@ async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
 
     // A third fan comes later: both slots are taken, so they wait in line.
     let late = driver.browser().await;
-    sign_up(&late, &base, "browser_late").await;
+    late.sign_up(&base, "browser_late", "Practice Fan", "en")
+        .await;
     late.wait_for(".concert-pick", |_| true, "the concert list")
         .await
         .click()
         .await;
-    on_screen(&late, "concert").await;
+    late.on_screen("concert").await;
     late.wait_for("#book-button:enabled", |_| true, "enabled")
         .await
         .click()
         .await;
-    on_screen(&late, "queue").await;
+    late.on_screen("queue").await;
     late.wait_for("#queue-position", |text| text.contains('0'), "a position")
         .await;
     late.screenshot(&shot("03-waiting-room")).await;
@@ -234,7 +205,7 @@ async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
         .wait_for("#balance", |text| text.contains("200"), "the new balance")
         .await;
     winner.find("#pay-button").await.click().await;
-    on_screen(winner, "done").await;
+    winner.on_screen("done").await;
     winner
         .wait_for(
             "#reservation-result",
@@ -254,7 +225,7 @@ async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
     winner.screenshot(&shot("07-paid")).await;
 
     // Paying ended the winner's queue token, which freed a slot: the late fan is let in.
-    on_screen(&late, "dates").await;
+    late.on_screen("dates").await;
 
     // The loser sees the seat booked.
     loser

@@ -130,6 +130,7 @@ async fn the_merge_should_keep_arrival_order_when_shards_show_only_their_heads()
             expires_at: now + Duration::hours(1),
             active_until: None,
             entered_at_ms: Utc::now().timestamp_millis(),
+            practice: None,
         };
         assert!(services.store.put_queue_token(&token, now).await.unwrap());
         services
@@ -274,6 +275,7 @@ async fn a_number_that_never_arrives_should_hold_its_shard_for_the_grace_then_be
             expires_at: now + Duration::hours(1),
             active_until: None,
             entered_at_ms: Utc::now().timestamp_millis(),
+            practice: None,
         };
         assert!(services.store.put_queue_token(&token, now).await.unwrap());
         if index != 1 {

@@ -89,6 +89,7 @@ async fn a_live_queue_token_should_not_be_replaced_but_an_ended_one_should() {
         expires_at: now + Duration::hours(1),
         active_until: None,
         entered_at_ms: 0,
+        practice: None,
     };
     let first = token(1);
     assert!(store.put_queue_token(&first, now).await.unwrap());

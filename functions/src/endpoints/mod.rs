@@ -7,5 +7,6 @@ pub mod money;
 pub mod practice;
 pub mod queue;
 pub mod reservations;
+pub mod runs;
 pub mod users;
 pub mod waitlist;

@@ -17,6 +17,7 @@ pub async fn seats(services: &Services, request: Request) -> HandlerResult {
             &principal,
             http::queue_token(&request),
             &http::path(&request, "schedule_id")?,
+            http::query(&request, "zone").as_deref(),
         )
         .await?;
     let now = services.clock.now();
@@ -46,6 +47,32 @@ pub async fn seats(services: &Services, request: Request) -> HandlerResult {
             },
         }),
     )
+}
+
+/// `GET /schedules/{schedule_id}/zones`: the zones and their seats left.
+pub async fn zones(services: &Services, request: Request) -> HandlerResult {
+    let principal = http::principal(services, &request)?;
+    let (schedule_id, zones) = services
+        .seat_zones(
+            &principal,
+            http::queue_token(&request),
+            &http::path(&request, "schedule_id")?,
+        )
+        .await?;
+    let items: Vec<Value> = zones
+        .iter()
+        .map(|zone| {
+            json!({
+                "zone": zone.zone,
+                "name": zone.name,
+                "grade": zone.grade,
+                "price": zone.price,
+                "total_seats": zone.total,
+                "available_seats": zone.available,
+            })
+        })
+        .collect();
+    http::json(200, &json!({ "schedule_id": schedule_id, "items": items }))
 }
 
 pub async fn hold(services: &Services, request: Request) -> HandlerResult {

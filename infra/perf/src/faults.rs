@@ -142,14 +142,14 @@ impl FaultPlan {
             rules: Vec::new(),
             latency_ms: 300,
             stall_ms: 12_000,
-            rng: SplitMix64(0),
+            rng: SplitMix64::new(0),
             spec: String::new(),
         }
     }
 
     pub fn parse(spec: &str, seed: u64) -> Result<Self, String> {
         let mut plan = Self::none();
-        plan.rng = SplitMix64(seed);
+        plan.rng = SplitMix64::new(seed);
         plan.spec = spec.trim().to_owned();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, value) = part
@@ -295,25 +295,9 @@ fn throttle(service: &str, operation: &str, pick: u64) -> Fault {
 /// Faults injected so far, per kind and action (`"lost DynamoDB.PutItem"`).
 pub type FaultCounts = BTreeMap<String, u64>;
 
-/// A small, fast, seedable generator (SplitMix64): the fault schedule must replay from its
-/// seed on any machine and any version of any crate.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..1.
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+/// The fault schedule's generator: the practice crowd's small seedable SplitMix64, so that a
+/// schedule replays from its seed on every machine.
+pub use shared::practice::Random as SplitMix64;
 
 #[cfg(test)]
 mod tests {

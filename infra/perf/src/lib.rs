@@ -13,4 +13,5 @@ pub mod cold_start;
 pub mod cpu;
 pub mod faults;
 pub mod meter;
+pub mod practice_cost;
 pub mod report;

@@ -6,6 +6,7 @@
 mod catalog;
 mod import;
 mod money;
+mod practice;
 mod queue;
 mod reservations;
 mod users;
@@ -14,6 +15,7 @@ mod waitlist;
 pub use catalog::{CreatedConcert, ScheduleAvailability};
 pub use import::{normalise, ImportRequest, Imported};
 pub use money::{CancellationPreview, Replied, ScheduleSales, Terms};
+pub use practice::{History, PracticeStanding, RunView, ZoneView};
 pub use queue::line::MissingSince;
 pub use queue::{AdmitReport, Admitted, EnterQueue, Place, QueueView};
 pub use reservations::SeatMap;

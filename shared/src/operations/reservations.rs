@@ -28,23 +28,56 @@ pub struct SeatMap {
     pub limit: u32,
     /// Seats the caller holds (in time) or booked for the date.
     pub taken: u32,
+    /// The date's concert.
+    pub concert: Option<crate::catalog::Concert>,
+}
+
+/// A practice run whose site asks for the security letters lets a fan see and hold seats only
+/// once they typed them.
+fn check_letters(
+    concert: &crate::catalog::Concert,
+    token: Option<&crate::queue::QueueToken>,
+) -> Result<()> {
+    let wants_letters = concert.practice.as_ref().is_some_and(|setup| setup.captcha);
+    let typed = token
+        .and_then(|token| token.practice.as_ref())
+        .is_some_and(|place| place.captcha_passed);
+    if wants_letters && !typed {
+        return Err(DomainError::Forbidden(
+            "type the security letters (보안문자) first",
+        ));
+    }
+    Ok(())
 }
 
 impl Services {
-    /// `GET /schedules/{schedule_id}/seats` for a caller admitted to the schedule's concert.
+    /// `GET /schedules/{schedule_id}/seats` for a caller admitted to the schedule's concert:
+    /// every seat, or one zone's (`zone`: a block of 500 seat numbers from 0).
     pub async fn seat_map(
         &self,
         principal: &Principal,
         queue_token: Option<&str>,
         raw_schedule_id: &str,
+        zone: Option<&str>,
     ) -> Result<SeatMap> {
         let claims = self.admission_claims(principal, queue_token)?;
         let schedule_id = parse_id(raw_schedule_id).ok_or(DomainError::NotFound("schedule"))?;
+        let zone = zone
+            .map(|raw| {
+                raw.parse::<u32>()
+                    .ok()
+                    .filter(|zone| *zone < 100)
+                    .ok_or_else(|| {
+                        DomainError::validation("zone", "must be a zone number, 0 to 99")
+                    })
+            })
+            .transpose()?;
         // The token, its shard's progress, and the concert and the schedule unless this process
-        // has them cached, in one read; the first block of seats in another, together; a venue
-        // larger than one block reads the rest after.
+        // has them cached, in one read; the first block of seats asked for in another,
+        // together; a venue larger than one block reads the rest after.
         let cached_concert = self.catalog.concert(claims.cid);
         let cached_schedule = self.catalog.schedule(claims.cid, schedule_id);
+        let first_block = zone.unwrap_or(0);
         let (snapshot, mut seats) = tokio::try_join!(
             self.store.queue_snapshot(
                 claims.cid,
@@ -54,17 +87,24 @@ impl Services {
                 cached_schedule.is_none().then_some(schedule_id),
                 Some(schedule_id),
             ),
-            self.store.seats_in_blocks(schedule_id, 0..1),
+            self.store
+                .seats_in_blocks(schedule_id, first_block..first_block + 1),
         )?;
-        let Some(first) = seats.first() else {
-            return Err(DomainError::NotFound("schedule"));
-        };
-        if first.concert_id != claims.cid {
+        if seats
+            .first()
+            .is_some_and(|first| first.concert_id != claims.cid)
+        {
             return Err(DomainError::InvalidQueueToken(
                 "the queue token is for another concert",
             ));
         }
-        self.check_admitted(claims, snapshot.token, &snapshot.progress)?;
+        let token = self
+            .practice_admission(
+                snapshot.token,
+                cached_concert.as_ref().or(snapshot.concert.as_ref()),
+            )
+            .await?;
+        self.check_admitted(claims.clone(), token.clone(), &snapshot.progress)?;
         if let (None, Some(concert)) = (&cached_concert, &snapshot.concert) {
             self.catalog.keep_concert(concert);
         }
@@ -72,21 +112,80 @@ impl Services {
             self.catalog.keep_schedule(schedule);
         }
         let concert = cached_concert.or(snapshot.concert);
-        let schedule = cached_schedule.or(snapshot.schedule);
+        let Some(schedule) = cached_schedule.or(snapshot.schedule) else {
+            // Not a date of the concert the queue token admits to.
+            return Err(if seats.is_empty() {
+                DomainError::NotFound("schedule")
+            } else {
+                DomainError::InvalidQueueToken("the queue token is for another concert")
+            });
+        };
         let now = self.clock.now();
         let Some(concert) = concert.filter(|c| c.status(now) == ConcertStatus::BookingOpen) else {
             return Err(DomainError::BookingClosed("the concert is not on sale"));
         };
-        let blocks = keys::seat_blocks(schedule.map_or(0, |s| s.total_seats));
-        if blocks > 1 {
-            seats.extend(self.store.seats_in_blocks(schedule_id, 1..blocks).await?);
+        check_letters(&concert, token.as_ref())?;
+        let all = keys::seat_blocks(schedule.total_seats);
+        let blocks = match zone {
+            Some(zone) if zone >= all => return Err(DomainError::NotFound("zone")),
+            Some(zone) => zone..zone + 1,
+            None => {
+                if all > 1 {
+                    seats.extend(self.store.seats_in_blocks(schedule_id, 1..all).await?);
+                }
+                0..all
+            }
+        };
+        if concert.practice.is_some() {
+            seats = self.practice_seats(&concert, schedule_id, blocks, seats);
+        } else if seats.is_empty() {
+            return Err(DomainError::NotFound("schedule"));
         }
         Ok(SeatMap {
             schedule_id,
             seats,
             limit: concert.ticket_limit,
             taken: snapshot.tickets.map_or(0, |tickets| tickets.taken(now)),
+            concert: Some(concert),
         })
+    }
+
+    /// `GET /schedules/{schedule_id}/zones`: a date's zones (blocks of 500 seat numbers) with
+    /// their seats left, for a map that opens on the overview.
+    pub async fn seat_zones(
+        &self,
+        principal: &Principal,
+        queue_token: Option<&str>,
+        raw_schedule_id: &str,
+    ) -> Result<(Uuid, Vec<super::ZoneView>)> {
+        let map = self
+            .seat_map(principal, queue_token, raw_schedule_id, None)
+            .await?;
+        let concert = map.concert.as_ref().expect("set by seat_map");
+        if concert.practice.is_some() {
+            return Ok((map.schedule_id, self.practice_zones(concert, &map.seats)));
+        }
+        let now = self.clock.now();
+        let mut zones: Vec<super::ZoneView> = Vec::new();
+        for seat in &map.seats {
+            let zone = (seat.seat.seat_no - 1) / keys::SEATS_PER_PARTITION;
+            if zones.last().is_none_or(|last| last.zone != zone) {
+                zones.push(super::ZoneView {
+                    zone,
+                    name: seat.seat.section.clone(),
+                    grade: seat.seat.grade.clone(),
+                    price: seat.seat.price,
+                    total: 0,
+                    available: 0,
+                });
+            }
+            let last = zones.last_mut().expect("pushed above");
+            last.total += 1;
+            if seat.status(now) == SeatStatus::Available {
+                last.available += 1;
+            }
+        }
+        Ok((map.schedule_id, zones))
     }
 
     /// `POST /reservations`: holds 1..4 seats together for `HOLD_TTL_SECONDS`, all or none.
@@ -127,7 +226,13 @@ impl Services {
                 )
                 .await?;
             let token_id = claims.tid;
-            self.check_admitted(claims.clone(), context.token, &context.progress)?;
+            let token = self
+                .practice_admission(
+                    context.token,
+                    cached.0.as_ref().or(context.concert.as_ref()),
+                )
+                .await?;
+            self.check_admitted(claims.clone(), token.clone(), &context.progress)?;
             let (concert, schedule) = if with_catalog {
                 (context.concert, context.schedule)
             } else {
@@ -145,18 +250,29 @@ impl Services {
             if concert.status(now) != ConcertStatus::BookingOpen || schedule.starts_at <= now {
                 return Err(DomainError::BookingClosed("this date is not on sale"));
             }
-            if context.seats.len() != seat_nos.len() {
+            check_letters(&concert, token.as_ref())?;
+            let mut seats_read = context.seats;
+            if concert.practice.is_some() {
+                // A practice date's seats: the layout's, with the crowd laid over them.
+                seats_read = seat_nos
+                    .iter()
+                    .map(|&seat_no| {
+                        self.practice_seat_state(&concert, schedule_id, seat_no, &seats_read)
+                            .ok_or(DomainError::NotFound("seat"))
+                    })
+                    .collect::<Result<_>>()?;
+            }
+            if seats_read.len() != seat_nos.len() {
                 return Err(DomainError::NotFound("seat"));
             }
-            let taken: Vec<u32> = context
-                .seats
+            let taken: Vec<u32> = seats_read
                 .iter()
                 .filter(|seat| seat.status(now) != SeatStatus::Available)
                 .map(|seat| seat.seat.seat_no)
                 .collect();
             if !taken.is_empty() {
                 if let Some(own) = self
-                    .own_hold(principal, token_id, schedule_id, &context.seats)
+                    .own_hold(principal, token_id, schedule_id, &seats_read)
                     .await?
                 {
                     return Ok(own);
@@ -193,8 +309,7 @@ impl Services {
                     requested: count,
                 });
             };
-            let seats: Vec<ReservedSeat> = context
-                .seats
+            let seats: Vec<ReservedSeat> = seats_read
                 .into_iter()
                 .map(|state| ReservedSeat {
                     seat_no: state.seat.seat_no,
@@ -230,7 +345,13 @@ impl Services {
             };
             match self
                 .store
-                .create_hold(&reservation, token_id, &write, now)
+                .create_hold(
+                    &reservation,
+                    token_id,
+                    &write,
+                    now,
+                    concert.practice.is_some(),
+                )
                 .await?
             {
                 Ok(()) => {

@@ -345,6 +345,7 @@ impl Services {
             expires_at,
             active_until: Some(expires_at),
             entered_at_ms: now.timestamp_millis(),
+            practice: None,
         };
         let reserved: Vec<ReservedSeat> = seats
             .iter()

@@ -53,6 +53,7 @@ impl Store {
                     status: SeatStatus::Available,
                     reservation_id: None,
                     hold_expires_at: None,
+                    first_claimed_at: None,
                     seat: seat.clone(),
                 })?);
             }
@@ -70,8 +71,8 @@ impl Store {
         let concert_item = to_item(&ConcertItem {
             pk: keys::concert(concert.concert_id),
             sk: keys::CONCERT_SK.to_owned(),
-            gsi1pk: keys::CONCERT_LIST.to_owned(),
-            gsi1sk: concert.concert_id.to_string(),
+            gsi1pk: Some(keys::CONCERT_LIST.to_owned()),
+            gsi1sk: Some(concert.concert_id.to_string()),
             concert: concert.clone(),
         })?;
         let result = self

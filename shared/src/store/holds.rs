@@ -20,7 +20,9 @@ use crate::queue::{QueueToken, ShardProgress};
 use crate::reservations::{Reservation, ReservationStatus};
 use crate::rules::Tickets;
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
-use aws_sdk_dynamodb::types::{ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -202,10 +204,11 @@ impl Store {
         token_id: Uuid,
         tickets: &TicketsWrite,
         now: DateTime<Utc>,
+        practice: bool,
     ) -> Result<Result<(), HoldConflict>> {
         let seat_nos = reservation.seat_nos();
         let mut request = self.client.transact_write_items();
-        for item in self.hold_items(reservation, now)? {
+        for item in self.hold_items(reservation, now, practice)? {
             request = request.transact_items(item);
         }
         request = request
@@ -264,24 +267,52 @@ impl Store {
 
     /// The items a hold writes, seats first: each seat taken on condition it is free (AVAILABLE,
     /// or HELD by a hold whose time has passed), then the reservation (new, with its entry in
-    /// the live-hold index).
+    /// the live-hold index). A practice run's seat (`practice`) may not exist yet: it is
+    /// written whole by its first hold, which also records when a real fan first claimed it.
     pub(crate) fn hold_items(
         &self,
         reservation: &Reservation,
         now: DateTime<Utc>,
+        practice: bool,
     ) -> Result<Vec<TransactWriteItem>> {
         let mut items = Vec::new();
-        for seat_no in reservation.seat_nos() {
+        for seat in &reservation.seats {
+            let seat_no = seat.seat_no;
             let update = Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(seat_key(reservation.schedule_id, seat_no)))
-                .update_expression(
-                    "SET #status = :held, reservation_id = :reservation, hold_expires_at = :until",
-                )
-                .condition_expression(
-                    "attribute_exists(pk) AND (#status = :available \
-                     OR (#status = :held AND hold_expires_at <= :now))",
-                )
+                .set_key(Some(seat_key(reservation.schedule_id, seat_no)));
+            let update = if practice {
+                update
+                    .update_expression(
+                        "SET #status = :held, reservation_id = :reservation, hold_expires_at = :until, \
+                         first_claimed_at = if_not_exists(first_claimed_at, :now), \
+                         schedule_id = :schedule, concert_id = :concert, seat_no = :seat_no, \
+                         #section = :section, #row = :row, grade = :grade, price = :price",
+                    )
+                    .condition_expression(
+                        "attribute_not_exists(pk) OR #status = :available \
+                         OR (#status = :held AND hold_expires_at <= :now)",
+                    )
+                    .expression_attribute_names("#section", "section")
+                    .expression_attribute_names("#row", "row")
+                    .expression_attribute_values(":schedule", s(reservation.schedule_id.to_string()))
+                    .expression_attribute_values(":concert", s(reservation.concert_id.to_string()))
+                    .expression_attribute_values(":seat_no", AttributeValue::N(seat_no.to_string()))
+                    .expression_attribute_values(":section", s(seat.section.clone()))
+                    .expression_attribute_values(":row", AttributeValue::N(seat.row.to_string()))
+                    .expression_attribute_values(":grade", s(seat.grade.clone()))
+                    .expression_attribute_values(":price", AttributeValue::N(seat.price.to_string()))
+            } else {
+                update
+                    .update_expression(
+                        "SET #status = :held, reservation_id = :reservation, hold_expires_at = :until",
+                    )
+                    .condition_expression(
+                        "attribute_exists(pk) AND (#status = :available \
+                         OR (#status = :held AND hold_expires_at <= :now))",
+                    )
+            };
+            let update = update
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":held", s(SeatStatus::Held.as_str()))
                 .expression_attribute_values(":available", s(SeatStatus::Available.as_str()))

@@ -18,8 +18,11 @@ use uuid::Uuid;
 pub(crate) struct ConcertItem {
     pub(crate) pk: String,
     pub(crate) sk: String,
-    pub(crate) gsi1pk: String,
-    pub(crate) gsi1sk: String,
+    /// In the catalog's list (`CONCERTS`); a practice run's concert is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) gsi1sk: Option<String>,
     #[serde(flatten)]
     pub concert: Concert,
 }
@@ -46,6 +49,10 @@ pub(crate) struct SeatItem {
     pub reservation_id: Option<Uuid>,
     #[serde(default)]
     pub hold_expires_at: Option<i64>,
+    /// A practice run's seat: when a real fan first held it (epoch ms); rivals who came later
+    /// lost it (`practice::crowd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_claimed_at: Option<i64>,
     #[serde(flatten)]
     pub seat: Seat,
 }
@@ -154,6 +161,7 @@ pub(crate) fn seat_state(item: SeatItem) -> SeatState {
         hold_expires_at: item
             .hold_expires_at
             .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+        claimed_at_ms: item.first_claimed_at,
     }
 }
 

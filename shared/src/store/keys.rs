@@ -151,13 +151,19 @@ pub fn queue_token(concert_id: Uuid, user_id: Uuid) -> String {
 }
 pub const QUEUE_TOKEN_SK: &str = "TOKEN";
 
-/// A reservation, under its owner's partition.
 /// A user's tickets for one date (the ticket limit and the seat-parking rule), in the user's
 /// partition.
 pub fn tickets_sk(schedule_id: Uuid) -> String {
     format!("{TICKETS_SK_PREFIX}{schedule_id}")
 }
 pub const TICKETS_SK_PREFIX: &str = "TICKETS#";
+
+/// A fan's result of a practice run, under their own partition.
+pub fn practice_sk(run_id: Uuid) -> String {
+    format!("{PRACTICE_SK_PREFIX}{run_id}")
+}
+
+pub const PRACTICE_SK_PREFIX: &str = "PRACTICE#";
 
 /// A user's place on a date's waiting list, in the user's partition (one per user and date).
 pub fn waitlist_sk(schedule_id: Uuid) -> String {
@@ -173,6 +179,7 @@ pub fn waitline(schedule_id: Uuid) -> String {
 /// reads every run; kept until a day after the show.
 pub const WAITLISTS: &str = "WAITLISTS";
 
+/// A reservation, under its owner's partition.
 pub fn reservation_sk(reservation_id: Uuid) -> String {
     format!("RES#{reservation_id}")
 }

@@ -12,6 +12,7 @@ mod imports;
 mod items;
 pub mod keys;
 mod money;
+mod practice;
 mod queue;
 mod tickets;
 mod users;

@@ -124,7 +124,8 @@ fn update(update: aws_sdk_dynamodb::types::builders::UpdateBuilder) -> Result<Tr
     Ok(TransactWriteItem::builder().update(update).build())
 }
 
-fn put_new(table: &str, item: Item) -> Result<TransactWriteItem> {
+/// A transaction's put of an item that must not exist yet.
+pub(super) fn put_new(table: &str, item: Item) -> Result<TransactWriteItem> {
     let put = Put::builder()
         .table_name(table)
         .set_item(Some(item))

@@ -5,7 +5,6 @@ use super::{from_item, keys, s, sdk_error, to_item, Store};
 use crate::error::{DomainError, Result};
 use crate::users::User;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -38,15 +37,7 @@ impl Store {
             ledger_seq: 0,
             user: user.clone(),
         })?;
-        let put = |item| {
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map(|put| TransactWriteItem::builder().put(put).build())
-                .map_err(DomainError::internal)
-        };
+        let put = |item| super::money::put_new(&self.table, item);
         for attempt in 0..5u64 {
             let result = self
                 .client

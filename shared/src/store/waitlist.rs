@@ -262,7 +262,11 @@ impl Store {
             replaces_token,
         } = offer;
         let mut transaction = Transaction::new();
-        for (index, item) in self.hold_items(reservation, now)?.into_iter().enumerate() {
+        for (index, item) in self
+            .hold_items(reservation, now, false)?
+            .into_iter()
+            .enumerate()
+        {
             let role = if index < reservation.seats.len() {
                 Role::Seat
             } else {

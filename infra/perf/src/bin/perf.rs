@@ -13,7 +13,7 @@
 //!                                                   written in shell: the Lambda builds)
 //! ```
 
-use perf::{calls, cold_start, meter, report};
+use perf::{calls, cold_start, meter, practice_cost, report};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -115,7 +115,19 @@ async fn run_calls(flags: &Flags) -> Result<()> {
         }
     );
     println!("{body}");
-    write(flags, "calls", &body)
+    write(flags, "calls", &body)?;
+
+    // A practice run, one fan through the whole of it at each difficulty, on a clock the walk
+    // moves (the line's wait is simulated time).
+    let api = e2e_tests::TestApi::start_with_manual_clock(|_| {}, false).await;
+    let runs = practice_cost::walk(&api, &meter).await;
+    let body = format!(
+        "{}\n\n{}",
+        report::provenance(),
+        practice_cost::table(&runs)
+    );
+    println!("{body}");
+    write(flags, "practice-cost", &body)
 }
 
 async fn run_meter(flags: &Flags) -> Result<()> {

@@ -76,6 +76,12 @@ impl Services {
             ConcertStatus::Scheduled if concert.prequeue => true,
             _ => return Err(DomainError::BookingClosed("the concert is not on sale")),
         };
+        if concert.practice.is_some() {
+            // A practice run's line: the crowd ahead is simulated (`practice::crowd`).
+            return self
+                .enter_practice_line(principal, &concert, snapshot.token)
+                .await;
+        }
         if let Some(token) = snapshot.token.filter(|token| token.is_alive(now)) {
             let progress = self
                 .progress_of(&token, shard, snapshot.progress.clone())
@@ -119,6 +125,7 @@ impl Services {
             expires_at: waits_from + Duration::seconds(self.config.queue_wait_ttl_seconds),
             active_until: None,
             entered_at_ms: Utc::now().timestamp_millis(),
+            practice: None,
         };
         if !self.store.put_queue_token(&token, now).await? {
             let existing = self

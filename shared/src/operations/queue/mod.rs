@@ -162,6 +162,23 @@ impl Services {
                 .await?
                 .filter(|token| token.token_id == claims.tid);
         }
+        if let Some(practice) = token.clone().filter(|token| token.practice.is_some()) {
+            // A practice run's line moves at its crowd's pace.
+            let concert = self.concert(&claims.cid.to_string()).await?;
+            let practice = self.practice_token_now(&concert, practice).await?;
+            let standing = self.practice_standing(&concert, &practice);
+            return Ok(QueueView {
+                token_id: claims.tid,
+                concert_id: claims.cid,
+                status: standing.status,
+                position: standing.position,
+                estimated_wait_seconds: standing.estimated_wait_seconds,
+                active_until: match standing.status {
+                    TokenStatus::Active => practice.active_until,
+                    _ => None,
+                },
+            });
+        }
         let status = token.as_ref().map_or(TokenStatus::Expired, |token| {
             token.status_in_line(now, &progress)
         });
@@ -241,7 +258,35 @@ impl Services {
             .store
             .queue_state(claims.cid, claims.sub, claims.shd)
             .await?;
+        let token = self.practice_admission(token, None).await?;
         self.check_admitted(claims, token, &progress)
+    }
+
+    /// A practice place whose turn came while the fan was not polling is activated by the
+    /// booking request that finds it (the crowd's pace admits, not the admitter); any other
+    /// token as it is. `concert`: the token's concert if the caller has it.
+    pub(crate) async fn practice_admission(
+        &self,
+        token: Option<QueueToken>,
+        concert: Option<&crate::catalog::Concert>,
+    ) -> Result<Option<QueueToken>> {
+        let Some(token) = token else {
+            return Ok(None);
+        };
+        if token.practice.is_none() || token.status(self.clock.now()) != TokenStatus::Waiting {
+            return Ok(Some(token));
+        }
+        let concert = match concert {
+            Some(concert) => concert.clone(),
+            None => self.concert(&token.concert_id.to_string()).await?,
+        };
+        let token = self.practice_token_now(&concert, token).await?;
+        if token.status(self.clock.now()) == TokenStatus::Waiting {
+            return Err(DomainError::QueueNotAdmitted {
+                position: self.practice_standing(&concert, &token).position,
+            });
+        }
+        Ok(Some(token))
     }
 
     /// The queue token's claims for a booking endpoint: genuine, the caller's, not past `exp`.

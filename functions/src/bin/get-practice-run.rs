@@ -1,0 +1,7 @@
+//! `GET /practice/runs/{run_id}`
+use functions::{endpoints, handler};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    functions::run(handler!(endpoints::runs::get)).await
+}

@@ -1,0 +1,7 @@
+//! `POST /practice/runs/{run_id}/results`
+use functions::{endpoints, handler};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    functions::run(handler!(endpoints::runs::results)).await
+}
