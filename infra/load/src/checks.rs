@@ -245,6 +245,32 @@ fn entries_for<'a>(ledger: &'a [Value], kind: &'a str, related: &'a str) -> usiz
         .count()
 }
 
+/// A chain's answers, in order, for a report ("no answer" for a lost one).
+fn answers_of(chain: &Chain) -> String {
+    chain
+        .answers
+        .iter()
+        .map(|answer| {
+            answer
+                .status()
+                .map_or("no answer".to_owned(), |status| status.to_string())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A reservation as a report names it.
+fn describe(reservation: &Value) -> String {
+    format!(
+        "{} {} seats {:?} created {} expires {}",
+        reservation["reservation_id"],
+        reservation["status"],
+        seats_of(reservation),
+        reservation["created_at"],
+        reservation["expires_at"]
+    )
+}
+
 /// When a reservation's hold runs out (epoch milliseconds).
 fn expires_ms(reservation: &Value) -> Option<i64> {
     reservation["expires_at"]
@@ -348,30 +374,14 @@ pub fn honesty(journals: &[Journal], accounts: &[Account], limit: u64) -> Honest
                         "a 409 after a retry is never about the fan's own earlier attempt",
                         own.is_empty(),
                         || {
-                            let answers: Vec<String> = chain
-                                .answers
-                                .iter()
-                                .map(|answer| {
-                                    answer
-                                        .status()
-                                        .map_or("no answer".to_owned(), |s| s.to_string())
-                                })
-                                .collect();
                             format!(
                                 "fan {fan}: seats {seats:?} refused (sent at {} ms, answered at {} ms: {}), \
                                  held by their own unannounced hold: {}",
                                 chain.first_sent_ms,
                                 chain.last_answered_ms,
-                                answers.join(", "),
+                                answers_of(chain),
                                 own.iter()
-                                    .map(|r| format!(
-                                        "{} {} seats {:?} created {} expires {}",
-                                        r["reservation_id"],
-                                        r["status"],
-                                        seats_of(r),
-                                        r["created_at"],
-                                        r["expires_at"]
-                                    ))
+                                    .map(|r| describe(r))
                                     .collect::<Vec<_>>()
                                     .join("; ")
                             )
@@ -444,20 +454,11 @@ pub fn honesty(journals: &[Journal], accounts: &[Account], limit: u64) -> Honest
                     .holds
                     .iter()
                     .map(|(chain, seats)| {
-                        let answers: Vec<String> = chain
-                            .answers
-                            .iter()
-                            .map(|answer| {
-                                answer
-                                    .status()
-                                    .map_or("no answer".to_owned(), |s| s.to_string())
-                            })
-                            .collect();
                         format!(
                             "seats {seats:?} sent at {} answered at {}: {}",
                             chain.first_sent_ms,
                             chain.last_answered_ms,
-                            answers.join(", ")
+                            answers_of(chain)
                         )
                     })
                     .collect();
@@ -467,16 +468,7 @@ pub fn honesty(journals: &[Journal], accounts: &[Account], limit: u64) -> Honest
                     orphans.len(),
                     orphans
                         .iter()
-                        .map(|r| {
-                            format!(
-                                "{} {} seats {:?} created {} expires {}",
-                                r["reservation_id"],
-                                r["status"],
-                                seats_of(r),
-                                r["created_at"],
-                                r["expires_at"]
-                            )
-                        })
+                        .map(|r| describe(r))
                         .collect::<Vec<_>>(),
                     journal.waitlist_joins.len(),
                     journal.waitlist_leaves.len(),
