@@ -5,7 +5,8 @@
 //! fan and when it was made, and is signed by the same key.
 
 use super::Random;
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 
 /// Letters that cannot be mistaken for digits or for each other.
 pub const LETTERS: &[u8; 19] = b"ACDEFHJKLMNPRTUVWXY";
@@ -101,21 +102,12 @@ fn strokes(letter: u8) -> &'static [&'static [(f64, f64)]] {
     }
 }
 
-/// HMAC-SHA-256 (RFC 2104).
+/// HMAC-SHA-256.
 fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 /// The captcha key derived from the service's token-signing secret.
