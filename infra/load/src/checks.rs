@@ -273,8 +273,15 @@ fn describe(reservation: &Value) -> String {
 
 /// When a reservation's hold runs out (epoch milliseconds).
 fn expires_ms(reservation: &Value) -> Option<i64> {
-    reservation["expires_at"]
-        .as_str()
+    epoch_ms(&reservation["expires_at"])
+}
+
+fn created_ms(reservation: &Value) -> Option<i64> {
+    epoch_ms(&reservation["created_at"])
+}
+
+fn epoch_ms(at: &Value) -> Option<i64> {
+    at.as_str()
         .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
         .map(|at| at.timestamp_millis())
 }
@@ -424,19 +431,20 @@ pub fn honesty(journals: &[Journal], accounts: &[Account], limit: u64) -> Honest
                 .count()
                 .min(journal.waitlist_joins.len())
         };
-        // A hold whose answer was lost and which ran out before the fan's retry reached the
-        // service: the retry rightly made a new one (the seats were free again), and the first
-        // ended unpaid. Only where a hold request of those very seats had an unknown attempt
-        // and was still being retried after the orphan's time ran out.
+        // A hold whose answer was lost and which ran out before the retry reached the
+        // service (the fan's retry, or the service's own after a lost answer from DynamoDB and
+        // a stall): the retry rightly made a new one (the seats were free again), and the first
+        // ended unpaid. Only where a hold request of those very seats was sent before the
+        // orphan was made and was still unanswered after the orphan's time ran out.
         let retried_after_expiry = orphans
             .iter()
             .filter(|r| {
-                let Some(expired_ms) = expires_ms(r) else {
+                let (Some(created_ms), Some(expired_ms)) = (created_ms(r), expires_ms(r)) else {
                     return false;
                 };
                 r["status"] == "EXPIRED"
                     && journal.holds.iter().any(|(chain, seats)| {
-                        chain.had_unknown_attempt()
+                        chain.first_sent_ms as i64 <= created_ms
                             && {
                                 let mut asked = seats.clone();
                                 asked.sort_unstable();
@@ -1040,6 +1048,47 @@ mod tests {
         };
         let found = honesty(&[journal], &[account], 4);
         assert_eq!(found.broken_count(), 2, "{:?}", found.broken);
+    }
+
+    #[test]
+    fn a_hold_remade_after_the_first_ran_out_inside_one_slow_request_should_pass() {
+        // One request, answered 201 (r2) 20 s after it was sent: the service's own retry,
+        // after a lost answer and a stall, found its first hold (r1) run out and made a new one.
+        let at = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .expect("in range")
+                .to_rfc3339()
+        };
+        let seats = json!([{"seat_no": 3}, {"seat_no": 4}]);
+        let sent = 1_780_308_000_000_i64;
+        let account = |r1_created: i64| Account {
+            reservations: vec![
+                json!({"reservation_id": "r1", "status": "EXPIRED", "seats": seats,
+                       "created_at": at(r1_created), "expires_at": at(r1_created + 15_000)}),
+                json!({"reservation_id": "r2", "status": "HELD", "seats": seats,
+                       "created_at": at(sent + 19_000), "expires_at": at(sent + 34_000)}),
+            ],
+            ..Account::default()
+        };
+        let journal = || Journal {
+            holds: vec![(
+                chain(
+                    vec![Answer::Status(
+                        201,
+                        json!({"reservation_id": "r2", "status": "HELD"}),
+                    )],
+                    sent as u64,
+                    sent as u64 + 20_000,
+                ),
+                vec![3, 4],
+            )],
+            ..Journal::default()
+        };
+        let found = honesty(&[journal()], &[account(sent + 7)], 4);
+        assert_eq!(found.broken_count(), 0, "{:?}", found.broken);
+        // A hold made before the request was sent is not its earlier attempt.
+        let found = honesty(&[journal()], &[account(sent - 7)], 4);
+        assert_eq!(found.broken_count(), 1, "{:?}", found.broken);
     }
 
     #[test]
