@@ -3,6 +3,12 @@
 # infra/localstack.sh — the Rust test suite (`cargo test --workspace --no-fail-fast`) against
 # LocalStack instead of DynamoDB Local + moto. Extra arguments go to `cargo test`.
 #
+# infra/localstack.sh serve ENV_FILE — LocalStack alone, for another instrument: once it is
+# ready, ENV_FILE gets the `export` lines that point the AWS SDKs at it (and LOCALSTACK_PID);
+# it serves until this script is stopped (SIGTERM/SIGINT), then stops LocalStack. The on-sale
+# run at sizes moto cannot serve uses it for SQS and EventBridge (infra/perf.sh onsale
+# --sqs localstack).
+#
 # One LocalStack process (localstack-core, run on the host without Docker) serves DynamoDB,
 # SQS, EventBridge and Secrets Manager on one free loopback port. It installs what it needs
 # under .local/localstack/ (idempotent, stamp files, like infra/tools.sh), keeps its run-time
@@ -25,6 +31,7 @@
 #   LOCALSTACK_PORT           port to listen on (default: a free loopback port)
 #   LOCALSTACK_READY_TIMEOUT  seconds to wait for the health endpoint (default 120)
 #   LOCALSTACK_KEEP_STATE=1   keep the temporary folder (logs) after the run
+#   LOCALSTACK_SERVICES       the services to start (default dynamodb,sqs,events,secretsmanager)
 #
 # Needs: python 3.13 (3.11+ may do), java >= 17 with javac and jar (a JDK), node/npm, curl.
 
@@ -36,7 +43,7 @@ cd "$root"
 LOCALSTACK_VERSION="2026.3.0"
 # localstack-core's own pins are too loose for its runtime on Python 3.13 today:
 LOCALSTACK_EXTRA_PINS=("cbor2<5.7" "pyopenssl==24.3.0" "cryptography<45" "service_identity<24.3")
-LOCALSTACK_SERVICES="dynamodb,sqs,events,secretsmanager"
+LOCALSTACK_SERVICES="${LOCALSTACK_SERVICES:-dynamodb,sqs,events,secretsmanager}"
 
 HOST=127.0.0.1
 LS_DIR="$root/.local/localstack"
@@ -50,6 +57,16 @@ die() {
     echo "[localstack] ERROR: $*" >&2
     exit 1
 }
+
+mode=test
+env_out=""
+if [[ ${1:-} == serve ]]; then
+    mode=serve
+    env_out="${2:?usage: infra/localstack.sh serve ENV_FILE}"
+    shift 2
+fi
+with_dynamodb=0
+if [[ ,$LOCALSTACK_SERVICES, == *,dynamodb,* ]]; then with_dynamodb=1; fi
 
 command -v cargo >/dev/null 2>&1 ||
     die "cargo is missing; install Rust with rustup (https://rustup.rs) and retry."
@@ -139,15 +156,20 @@ _ensure_localstack_libs_unlocked() {
 }
 
 install_start=$SECONDS
-ensure_dynamodb_local
 _tools_locked localstack-venv _ensure_localstack_venv_unlocked
-_tools_locked localstack-lib _ensure_localstack_libs_unlocked
+mkdir -p "$LS_LIB"
+if [[ $with_dynamodb == 1 ]]; then
+    ensure_dynamodb_local
+    _tools_locked localstack-lib _ensure_localstack_libs_unlocked
+fi
 say "install/check took $((SECONDS - install_start)) s"
 
-# Compile first, so LocalStack is not kept waiting through a cold build.
-build_start=$SECONDS
-cargo test --workspace --no-run --quiet
-say "compile took $((SECONDS - build_start)) s"
+if [[ $mode == test ]]; then
+    # Compile first, so LocalStack is not kept waiting through a cold build.
+    build_start=$SECONDS
+    cargo test --workspace --no-run --quiet
+    say "compile took $((SECONDS - build_start)) s"
+fi
 
 # --- Start / stop -----------------------------------------------------------------
 
@@ -201,6 +223,7 @@ on_exit() {
         kill -TERM "$tests_pid" 2>/dev/null || true
     fi
     stop_localstack
+    if [[ -n $env_out ]]; then rm -f "$env_out"; fi
     if [[ ${LOCALSTACK_KEEP_STATE:-0} == 1 ]]; then
         say "state kept in $state"
     else
@@ -270,7 +293,7 @@ $(tail -n 30 "$state/localstack.log")"
 health_ok() {
     local body
     body="$(curl -fsS --max-time 5 "http://$HOST:$port/_localstack/health" 2>/dev/null)" || return 1
-    curl -fsS --max-time 30 -X POST "http://$HOST:$port/" \
+    [[ $with_dynamodb == 0 ]] || curl -fsS --max-time 30 -X POST "http://$HOST:$port/" \
         -H "Content-Type: application/x-amz-json-1.0" \
         -H "X-Amz-Target: DynamoDB_20120810.ListTables" \
         -H "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0" \
@@ -303,6 +326,19 @@ export AWS_SECRET_ACCESS_KEY=test
 EOF
 # shellcheck disable=SC1091
 source "$state/env"
+
+if [[ $mode == serve ]]; then
+    { cat "$state/env"; echo "export LOCALSTACK_PID=$pid"; } >"$env_out.tmp"
+    mv "$env_out.tmp" "$env_out"
+    say "serving until stopped (environment: $env_out)"
+    # Sleeps in the background with `wait`, so that SIGTERM runs the exit trap at once.
+    while is_ours "$pid"; do
+        sleep 1 &
+        wait $! || true
+    done
+    die "LocalStack exited; last lines of its log:
+$(tail -n 40 "$state/localstack.log")"
+fi
 
 # --- Tests --------------------------------------------------------------------------
 

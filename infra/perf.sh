@@ -8,9 +8,13 @@
 #                                                      every Lambda binary, beside a hello-world
 #   infra/perf.sh calls                                AWS requests and round trips per endpoint
 #   infra/perf.sh onsale [--fans 500] [--seats 200] [--dates 1] [--seconds 300]
+#                        [--sqs moto|localstack] [--section onsale]
 #                                                      the on-sale run: outcomes, double bookings,
 #                                                      5xx, latency, money check, partition heat,
-#                                                      CPU split
+#                                                      CPU split; `--sqs localstack` serves SQS
+#                                                      and EventBridge from LocalStack
+#                                                      (infra/localstack.sh serve) for sizes
+#                                                      past moto's (one request at a time)
 #   infra/perf.sh chaos [--fans 500] [--seats 200] [--rate 0.15] [--seed 1] [--kills 3]
 #                       [--fault-seconds 240] [--seconds 600]
 #                       [--runs throttle,lost,latency,stall,duplicate,all,kill]
@@ -25,6 +29,9 @@
 #                                                      (as on a clean clone): time and sizes
 #   infra/perf.sh all                                  the first three, in that order
 #
+# PERF_DOC=FILE writes the sections into FILE instead of docs/PERFORMANCE.md; PERF_WRITE=0
+# prints only.
+#
 # The on-sale run serves the API with the local stack (release build) behind which a meter
 # (`perf meter`) counts every AWS request on its way to the emulators. Its settings can be
 # changed through the environment as for infra/run-local.sh; it defaults HOLD_TTL_SECONDS to 15
@@ -36,7 +43,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-doc="$root/docs/PERFORMANCE.md"
+doc="${PERF_DOC:-$root/docs/PERFORMANCE.md}"
 write=()
 if [[ ${PERF_WRITE:-1} != 0 ]]; then write=(--write "$doc"); fi
 target="${CARGO_TARGET_DIR:-$root/target}"
@@ -49,6 +56,7 @@ free_port() {
 
 state=""
 pids=()
+localstack_pid=""
 cleanup() {
     local pid
     if [[ -n $state && -f $state/stack.pid ]]; then
@@ -58,6 +66,12 @@ cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     pids=()
+    if [[ -n $localstack_pid ]]; then
+        # infra/localstack.sh stops LocalStack on its way out.
+        kill "$localstack_pid" 2>/dev/null || true
+        wait "$localstack_pid" 2>/dev/null || true
+        localstack_pid=""
+    fi
     if [[ -n $state ]]; then
         infra/emulators.sh stop "$state"
         rm -rf "$state"
@@ -131,8 +145,38 @@ stop_stack() {
     wait "$stack_loop" 2>/dev/null || true
 }
 
+# LocalStack serving SQS and EventBridge (infra/localstack.sh serve), for the meter to forward
+# them to instead of moto. Sets AWS_ENDPOINT_URL and sqs_pid (for the CPU split).
+serve_queues_from_localstack() {
+    say "starting LocalStack for SQS and EventBridge"
+    LOCALSTACK_SERVICES=sqs,events infra/localstack.sh serve "$state/localstack.env" \
+        >"$state/localstack-serve.log" 2>&1 &
+    localstack_pid=$!
+    local i
+    for ((i = 0; i < 600; i++)); do
+        [[ -f $state/localstack.env ]] && break
+        if ! kill -0 "$localstack_pid" 2>/dev/null; then
+            cat "$state/localstack-serve.log" >&2
+            say "LocalStack did not start"
+            exit 1
+        fi
+        sleep 0.5
+    done
+    [[ -f $state/localstack.env ]] || {
+        say "LocalStack not ready after 300 s"
+        exit 1
+    }
+    AWS_ENDPOINT_URL="$(sed -n 's/^export AWS_ENDPOINT_URL=//p' "$state/localstack.env")"
+    sqs_pid="$(sed -n 's/^export LOCALSTACK_PID=//p' "$state/localstack.env")"
+    sqs_name="LocalStack (SQS and EventBridge)"
+    # Named in the report's first line by the load tool.
+    export SQS_SERVED_BY="LocalStack $(sed -n 's/^LOCALSTACK_VERSION="\(.*\)"/\1/p' infra/localstack.sh)"
+}
+
 # The emulators, the meter in front of them, and the service's shared settings.
+# `onsale_setup localstack`: SQS and EventBridge from LocalStack instead of moto.
 onsale_setup() {
+    local queues=${1:-moto}
     # PERF_PROFILE=dev: the debug build the test command has just made most of (for the short
     # chaos run of infra/test.sh); the figures are for the release build.
     local profile=(--release)
@@ -145,7 +189,18 @@ onsale_setup() {
     cargo build "${profile[@]}" --quiet -p local-stack
     cargo build "${profile[@]}" --quiet -p perf -p load
     emulators
+    sqs_pid="$(cat "$state/moto.pid")"
+    sqs_name="moto (SQS and EventBridge)"
+    case $queues in
+    moto) ;;
+    localstack) serve_queues_from_localstack ;;
+    *)
+        say "--sqs takes moto or localstack, not $queues"
+        exit 2
+        ;;
+    esac
     meter_port="$(free_port)"
+    # The meter forwards DynamoDB to AWS_ENDPOINT_URL_DYNAMODB and the rest to AWS_ENDPOINT_URL.
     "$onsale_bin/perf" meter --port "$meter_port" >"$state/meter.log" 2>&1 &
     pids+=($!)
     meter_pid=$!
@@ -165,13 +220,21 @@ onsale_setup() {
 }
 
 onsale() {
-    onsale_setup
+    local queues=moto args=()
+    while [[ $# -gt 0 ]]; do
+        case $1 in
+        --sqs) queues=${2:?--sqs needs moto or localstack} ;;
+        *) args+=("$1" "${2:-}") ;;
+        esac
+        shift 2
+    done
+    onsale_setup "$queues"
     start_stack
     say "API on http://127.0.0.1:$api_port, meter on http://127.0.0.1:$meter_port"
     "$onsale_bin/load" --url "http://127.0.0.1:$api_port" \
         --meter "http://127.0.0.1:$meter_port" \
-        --cpu "local stack (our handlers)=$(cat "$state/stack.pid"),DynamoDB Local=$(cat "$state/dynamodb.pid"),moto (SQS and EventBridge)=$(cat "$state/moto.pid"),meter=$meter_pid" \
-        "${write[@]}" "$@"
+        --cpu "local stack (our handlers)=$(cat "$state/stack.pid"),DynamoDB Local=$(cat "$state/dynamodb.pid"),$sqs_name=$sqs_pid,meter=$meter_pid" \
+        "${write[@]}" "${args[@]}"
     stop_stack
     cleanup
 }

@@ -124,6 +124,9 @@ export const api = {
   enterQueue: (concertId) => request('POST', '/queue/tokens', { body: { concert_id: concertId } }),
   queueStatus: (queueToken) => request('GET', '/queue/tokens/current', { queueToken }),
   leaveQueue: (queueToken) => request('DELETE', '/queue/tokens/current', { queueToken }),
+  /** Public and cached a second at the edge: the line's progress, for the page to place itself. */
+  queueProgress: (concertId) =>
+    request('GET', `/queue/progress/${encodeURIComponent(concertId)}`, { auth: false }),
 
   hold: (scheduleId, seatNos, queueToken) =>
     request('POST', '/reservations', { queueToken, body: { schedule_id: scheduleId, seat_nos: seatNos } }),

@@ -25,6 +25,7 @@ const RUN_POLL_MS = 5000;
 const ZONE_SIZE = 500;
 const MAX_SEATS = 4;
 const QUEUE_POLL_MS = 1000;
+const QUEUE_FAR_POLL_MS = 5000;
 const SEAT_POLL_MS = 2000;
 const CLOCK_RESYNC_MS = 60_000;
 const QUEUE_ANNOUNCE_MS = 10_000;
@@ -41,6 +42,7 @@ function resetState() {
     queueToken: null,
     queueStartPosition: null, // for the waiting-room progress bar
     lastQueueAnnounce: 0,
+    queuePollMs: 1000, // the waiting room's next look at the line, paced by the wait
     schedules: [], // the dates offered after admission
     schedule: null, // the chosen date
     reservation: null, // the current hold (with seatDetails from the map)
@@ -395,10 +397,69 @@ function goQueue(first) {
   byId('queue-wait').textContent = '—';
   state.lastQueueAnnounce = 0;
   renderQueue(first);
-  sc.poll(QUEUE_POLL_MS, () => pollQueue(sc), reportError);
+  state.queuePollMs = QUEUE_POLL_MS;
+  sc.poll(() => state.queuePollMs, () => pollQueue(sc), reportError);
 }
 
+/**
+ * The place a queue token names, from its own payload (the shard `shd` and the number `num`),
+ * or null for a place the page cannot follow by itself: a pre-queue place (number 0, ranked in
+ * secret) or a practice run's line (its crowd is simulated by the service).
+ */
+function tokenPlace(queueToken) {
+  if (state.run) return null;
+  try {
+    const payload = queueToken.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(atob(payload));
+    const number = Number(claims.num ?? 0);
+    return number > 0 ? { shard: Number(claims.shd ?? 0), number } : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Where `place` stands by the published progress (GET /queue/progress/{id}), as
+ * GET /queue/tokens/current would say (shared/src/queue.rs, QueueProgress::standing):
+ * `{ reached: true }` once admission has come to the place, null if the document does not
+ * cover it.
+ */
+function standingFrom(progress, place, nowMs) {
+  const shard = progress.shards?.[place.shard];
+  if (!shard) return null;
+  if (place.number <= shard.admitted_up_to) return { reached: true };
+  const shards = Math.max(1, progress.entry_shards);
+  const position = (Math.max(0, place.number - shard.admitted_up_to - 1) + shard.pre_remaining) * shards;
+  let perSecond = null;
+  if (shard.first_admitted_at && shard.admitted > 0) {
+    const elapsed = (nowMs - Date.parse(shard.first_admitted_at)) / 1000;
+    if (elapsed >= 5) perSecond = (shard.admitted * shards) / elapsed;
+  }
+  perSecond ??= Math.max(1, progress.max_active) / Math.max(1, progress.active_ttl_seconds);
+  return { reached: false, position, estimated_wait_seconds: Math.ceil((position + 1) / perSecond) };
+}
+
+/**
+ * One look at the line. While the page can place itself from the public progress document
+ * (cached a second at the edge), it does, and asks the API nothing; once admission reaches its
+ * place, or without a document, it asks GET /queue/tokens/current.
+ */
 async function pollQueue(sc) {
+  const place = tokenPlace(state.queueToken);
+  if (place) {
+    const progress = await api.queueProgress(state.concert.concert_id).catch(() => null);
+    if (!sc.active) return;
+    const standing = progress && standingFrom(progress, place, serverNow());
+    if (standing && !standing.reached) {
+      // Every second near the head, every 5 s with more than 50 s to wait: a million waiting
+      // fans ask the edge at most about 200,000 times a second (CloudFront takes 250,000 a
+      // distribution by default).
+      state.queuePollMs = Math.min(QUEUE_FAR_POLL_MS, Math.max(QUEUE_POLL_MS, standing.estimated_wait_seconds * 100));
+      showQueueStanding(standing);
+      return;
+    }
+    state.queuePollMs = QUEUE_POLL_MS;
+  }
   const status = await api.queueStatus(state.queueToken);
   if (!sc.active) return;
   if (status.status === 'ACTIVE') {
@@ -410,6 +471,10 @@ async function pollQueue(sc) {
     detach(() => openConcert(state.concert));
     return;
   }
+  showQueueStanding(status);
+}
+
+function showQueueStanding(status) {
   renderQueue(status);
   if (Date.now() - state.lastQueueAnnounce >= QUEUE_ANNOUNCE_MS) {
     state.lastQueueAnnounce = Date.now();

@@ -84,6 +84,7 @@ class Scope {
    * Runs async fn now and then again ms after each run ends (never two at once) until the
    * screen is left. A failed run goes to onError and polling goes on.
    */
+  /** Runs `fn` now and again `ms` after each run ends (`ms` a number, or a function asked each time). */
   poll(ms, fn, onError) {
     const run = async () => {
       if (!this.active) return;
@@ -93,7 +94,7 @@ class Scope {
         // A failure that arrives after the screen was left belongs to nothing on screen now.
         if (this.active) onError(err);
       }
-      this.after(ms, run);
+      this.after(typeof ms === 'function' ? ms() : ms, run);
     };
     run();
   }

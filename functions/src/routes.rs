@@ -22,6 +22,7 @@ pub const ENDPOINTS: &[(&str, Handler)] = &[
     ("enter-queue", handler!(endpoints::queue::enter)),
     ("get-queue-token", handler!(endpoints::queue::current)),
     ("leave-queue", handler!(endpoints::queue::leave)),
+    ("get-queue-progress", handler!(endpoints::queue::progress)),
     ("list-seats", handler!(endpoints::reservations::seats)),
     (
         "create-reservation",

@@ -166,11 +166,155 @@ pub fn position(number: u64, admitted_up_to: u64) -> u64 {
 /// shard, times the number of shards (entrants pick shards uniformly, so the other shards hold
 /// about as many people ahead). Exact with one shard; an estimate with more.
 pub fn position_in_line(token: &QueueToken, progress: &ShardProgress, shards: u32) -> u64 {
-    let ahead_in_shard = match token.prequeue_rank {
-        Some(rank) => progress.pre_ahead_of(rank),
-        None => position(token.number, progress.admitted_up_to) + progress.pre_remaining(),
+    match token.prequeue_rank {
+        Some(rank) => progress
+            .pre_ahead_of(rank)
+            .saturating_mul(u64::from(shards.max(1))),
+        None => numbered_position(
+            token.number,
+            progress.admitted_up_to,
+            progress.pre_remaining(),
+            shards,
+        ),
+    }
+}
+
+/// The position of numbered place `number` of a shard that admission has taken up to
+/// `admitted_up_to`, with `pre_remaining` pre-queue entrants of the shard still ahead of every
+/// numbered place, in a line of `shards` entry shards.
+pub fn numbered_position(number: u64, admitted_up_to: u64, pre_remaining: u64, shards: u32) -> u64 {
+    (position(number, admitted_up_to) + pre_remaining).saturating_mul(u64::from(shards.max(1)))
+}
+
+/// The wait shown with `position`: the opening first (for an early entrant), then the people
+/// ahead at the pace the entrant's shard has been admitted at, which stands for the concert's
+/// (shards are filled evenly).
+pub fn shown_wait_seconds(
+    position: u64,
+    shard_history: &AdmissionHistory,
+    shards: u32,
+    opens_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    max_active: u32,
+    active_ttl_seconds: i64,
+) -> u64 {
+    let history = AdmissionHistory {
+        admitted_total: shard_history.admitted_total * u64::from(shards.max(1)),
+        first_admitted_at: shard_history.first_admitted_at,
     };
-    ahead_in_shard.saturating_mul(u64::from(shards.max(1)))
+    let until_opening = opens_at.map_or(0, |opens_at| (opens_at - now).num_seconds().max(0) as u64);
+    until_opening + estimated_wait_seconds(position, &history, now, max_active, active_ttl_seconds)
+}
+
+/// A concert's admission progress as published for waiting clients (`GET
+/// /queue/progress/{concert_id}`, cached about a second at the edge): with the place their
+/// signed queue token names (shard and number), a client computes its position and wait as
+/// `GET /queue/tokens/current` would, and asks the API only once admission has reached its
+/// number. Nothing in it is about any one fan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueProgress {
+    pub concert_id: Uuid,
+    /// When the progress was read.
+    pub published_at: DateTime<Utc>,
+    /// How many entry shards the line has (a token's `shd` is below it).
+    pub entry_shards: u32,
+    /// The active slots and their time, for the wait before anyone has been admitted.
+    pub max_active: u32,
+    pub active_ttl_seconds: i64,
+    /// Per entry shard, in shard order.
+    pub shards: Vec<PublishedShard>,
+}
+
+/// One entry shard's progress, as published.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PublishedShard {
+    /// Every numbered place of the shard up to this one has been admitted or passed over.
+    pub admitted_up_to: u64,
+    /// Pre-queue entrants of the shard still ahead of every numbered place.
+    pub pre_remaining: u64,
+    /// Admissions from the shard so far, and the first one's time: the admission pace.
+    pub admitted: u64,
+    pub first_admitted_at: Option<DateTime<Utc>>,
+}
+
+/// Where a numbered place stands by the published progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PublishedStanding {
+    Waiting {
+        position: u64,
+        estimated_wait_seconds: u64,
+    },
+    /// Admission has reached the place: it was admitted, or passed over (its holder left or
+    /// it came too late). Only the API knows which.
+    Reached,
+}
+
+impl QueueProgress {
+    /// The document for `shards`' progress (shard order), read at `now`.
+    pub fn publish(
+        concert_id: Uuid,
+        shards: &[ShardProgress],
+        now: DateTime<Utc>,
+        max_active: u32,
+        active_ttl_seconds: i64,
+    ) -> Self {
+        QueueProgress {
+            concert_id,
+            published_at: now,
+            entry_shards: shards.len() as u32,
+            max_active,
+            active_ttl_seconds,
+            shards: shards
+                .iter()
+                .map(|progress| PublishedShard {
+                    admitted_up_to: progress.admitted_up_to,
+                    pre_remaining: progress.pre_remaining(),
+                    admitted: progress.history.admitted_total,
+                    first_admitted_at: progress.history.first_admitted_at,
+                })
+                .collect(),
+        }
+    }
+
+    /// Where numbered place `number` of shard `shard` stands at `now` (a pre-queue place, number
+    /// 0, is ranked in secret: its holder asks the API). `None` for a shard the line does not
+    /// have.
+    pub fn standing(
+        &self,
+        shard: u32,
+        number: u64,
+        now: DateTime<Utc>,
+    ) -> Option<PublishedStanding> {
+        let published = self.shards.get(shard as usize)?;
+        if number == 0 {
+            return None;
+        }
+        if number <= published.admitted_up_to {
+            return Some(PublishedStanding::Reached);
+        }
+        let position = numbered_position(
+            number,
+            published.admitted_up_to,
+            published.pre_remaining,
+            self.entry_shards,
+        );
+        let history = AdmissionHistory {
+            admitted_total: published.admitted,
+            first_admitted_at: published.first_admitted_at,
+        };
+        Some(PublishedStanding::Waiting {
+            position,
+            estimated_wait_seconds: shown_wait_seconds(
+                position,
+                &history,
+                self.entry_shards,
+                None,
+                now,
+                self.max_active,
+                self.active_ttl_seconds,
+            ),
+        })
+    }
 }
 
 /// How admission has gone so far for one concert, kept on the concert's queue counter.
@@ -353,6 +497,49 @@ mod tests {
         // 100 admitted in 50 s: 2 a second, so 10 people take 5 s.
         let now = t0() + Duration::seconds(50);
         assert_eq!(estimated_wait_seconds(9, &history, now, 100, 600), 5);
+    }
+
+    #[test]
+    fn the_published_progress_should_place_a_token_as_the_api_does() {
+        // Token number 7 of shard 1; shard 1 admitted up to 3, with a pre-queue half through.
+        let mut waiting = token(StoredStatus::Waiting, None);
+        waiting.shard = 1;
+        let shards = [
+            ShardProgress::default(),
+            ShardProgress {
+                admitted_up_to: 3,
+                history: AdmissionHistory {
+                    admitted_total: 40,
+                    first_admitted_at: Some(t0()),
+                },
+                pre_count: 100,
+                pre_cursor: Some(u64::MAX / 2),
+                ..ShardProgress::default()
+            },
+        ];
+        let now = t0() + Duration::seconds(20);
+        let published = QueueProgress::publish(Uuid::now_v7(), &shards, now, 10, 600);
+        // Through JSON, as a client gets it.
+        let published: QueueProgress =
+            serde_json::from_str(&serde_json::to_string(&published).unwrap()).unwrap();
+        let position = position_in_line(&waiting, &shards[1], 2);
+        assert_eq!(position, (3 + 50) * 2);
+        let wait = shown_wait_seconds(position, &shards[1].history, 2, None, now, 10, 600);
+        assert_eq!(
+            published.standing(1, 7, now),
+            Some(PublishedStanding::Waiting {
+                position,
+                estimated_wait_seconds: wait,
+            })
+        );
+        // Admission reached the number: only the API knows whether it was admitted.
+        assert_eq!(
+            published.standing(1, 3, now),
+            Some(PublishedStanding::Reached)
+        );
+        // A pre-queue place (number 0) and a shard the line does not have: ask the API.
+        assert_eq!(published.standing(1, 0, now), None);
+        assert_eq!(published.standing(2, 7, now), None);
     }
 
     #[test]

@@ -70,6 +70,13 @@ async fn told_seat_lost(browser: &Browser) -> bool {
             .contains("Someone else just took seat(s) 1")
 }
 
+/// A script counting the page's requests (resource timing) whose address contains `path`.
+fn requests_to(path: &str) -> String {
+    format!(
+        "return performance.getEntriesByType('resource').filter(e => e.name.includes('{path}')).length"
+    )
+}
+
 async fn choose_seat(browser: &Browser, seat_no: u32) {
     browser
         .find(&format!(".seat[data-seat-no='{seat_no}']"))
@@ -96,9 +103,14 @@ async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
     )])
     .await;
     let addr = server.addr;
-    let api =
-        TestApi::start_with_options(move |config| config.import_test_allow = vec![addr], true)
-            .await;
+    let api = TestApi::start_with_options(
+        move |config| {
+            config.import_test_allow = vec![addr];
+            config.queue_max_active = 2;
+        },
+        true,
+    )
+    .await;
     let base = api.stack.url();
     let driver = Driver::start().await;
 
@@ -167,6 +179,11 @@ async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
     late.wait_for("#queue-position", |text| text.contains('0'), "a position")
         .await;
     late.screenshot(&shot("03-waiting-room")).await;
+    // While waiting, the page places itself from the public progress document and its own
+    // token, and asks the API nothing about its place.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(late.script(&requests_to("/queue/tokens/current")).await, 0);
+    assert!(late.script(&requests_to("/queue/progress/")).await.as_u64() >= Some(2));
 
     // Both want seat 1 and press "hold" at the same moment: one wins the race at the server,
     // the other is told the seat went to someone else.
@@ -224,8 +241,10 @@ async fn a_fan_should_practise_an_imported_on_sale_from_countdown_to_payment() {
     assert!(!timing.trim().is_empty(), "the step timings are shown");
     winner.screenshot(&shot("07-paid")).await;
 
-    // Paying ended the winner's queue token, which freed a slot: the late fan is let in.
+    // Paying ended the winner's queue token, which freed a slot: the late fan is let in, on
+    // one question to the API once the document showed admission had reached their place.
     late.on_screen("dates").await;
+    assert_eq!(late.script(&requests_to("/queue/tokens/current")).await, 1);
 
     // The loser sees the seat booked.
     loser

@@ -5,6 +5,7 @@ use futures::future::join_all;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use reqwest::Method;
 use serde_json::{json, Value};
+use shared::queue::{PublishedStanding, QueueProgress};
 use std::collections::{BTreeSet, HashMap};
 
 async fn schedules(
@@ -522,4 +523,117 @@ async fn the_entry_queue_should_be_fifo_in_high_throughput_mode() {
         attributes[&QueueAttributeName::DeduplicationScope],
         "messageGroup"
     );
+}
+
+/// The progress document, as a waiting client reads it (no credentials).
+async fn progress(api: &TestApi, concert_id: &str) -> QueueProgress {
+    let reply = api
+        .get(&format!("/queue/progress/{concert_id}"), None)
+        .await;
+    assert_eq!(
+        reply.headers["cache-control"], "public, max-age=1",
+        "the edge may keep it a second"
+    );
+    serde_json::from_value(reply.expect(200)).unwrap()
+}
+
+/// Where the holder of `queue_token` stands by the progress document: the place from the
+/// token's own payload, nothing asked of the API.
+fn standing_of(progress: &QueueProgress, queue_token: &str) -> PublishedStanding {
+    let claims = decode_claims(queue_token);
+    let shard = claims["shd"].as_u64().unwrap_or(0) as u32;
+    let number = claims["num"].as_u64().unwrap();
+    progress
+        .standing(shard, number, chrono::Utc::now())
+        .expect("a numbered place of one of the line's shards")
+}
+
+#[tokio::test]
+async fn a_waiting_fan_should_follow_the_line_to_admission_from_the_progress_document_alone() {
+    let api = TestApi::start_with(|config| config.queue_max_active = 2).await;
+    let admin = api.admin().await;
+    let concert_id = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
+    let line = line_up(&api, &concert_id, 5).await;
+    api.admit().await;
+    let (last_fan, last_queue) = &line[4];
+    // From here until admission reaches them, the last fan asks nothing of the API: their
+    // position comes from the public document and their own token.
+    let waiting = |position: u64, progress: &QueueProgress| match standing_of(progress, last_queue)
+    {
+        PublishedStanding::Waiting {
+            position: shown, ..
+        } => assert_eq!(shown, position),
+        other => panic!("expected to wait at {position}, got {other:?}"),
+    };
+    waiting(2, &progress(&api, &concert_id).await);
+    // Fans 0 and 1 finish; 2 and 3 are admitted: the last fan is next.
+    for (token, queue) in &line[..2] {
+        api.request(Method::DELETE, "/queue/tokens/current")
+            .token(token)
+            .queue(queue)
+            .send()
+            .await
+            .expect(204);
+    }
+    api.admit().await;
+    waiting(0, &progress(&api, &concert_id).await);
+    for (token, queue) in &line[2..4] {
+        api.request(Method::DELETE, "/queue/tokens/current")
+            .token(token)
+            .queue(queue)
+            .send()
+            .await
+            .expect(204);
+    }
+    api.admit().await;
+    // Admission reached the place: now, and only now, the fan asks the API, which says ACTIVE.
+    assert_eq!(
+        standing_of(&progress(&api, &concert_id).await, last_queue),
+        PublishedStanding::Reached
+    );
+    assert_eq!(
+        api.queue_status(last_fan, last_queue).await["status"],
+        "ACTIVE"
+    );
+}
+
+#[tokio::test]
+async fn the_progress_document_should_place_every_waiting_fan_where_the_api_does() {
+    let api = TestApi::start_with(|config| {
+        config.queue_max_active = 5;
+        config.queue_entry_shards = 3;
+    })
+    .await;
+    let admin = api.admin().await;
+    let concert_id = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
+    let line = line_up(&api, &concert_id, 16).await;
+    api.admit().await;
+    let document = progress(&api, &concert_id).await;
+    assert_eq!(document.entry_shards, 3);
+    let mut waiting = 0;
+    for (token, queue) in &line {
+        let status = api.queue_status(token, queue).await;
+        match standing_of(&document, queue) {
+            PublishedStanding::Waiting {
+                position,
+                estimated_wait_seconds,
+            } => {
+                waiting += 1;
+                assert_eq!(status["status"], "WAITING");
+                assert_eq!(status["position"], position, "{status}");
+                // Computed a moment apart: the pace may round a second differently.
+                let api_wait = status["estimated_wait_seconds"].as_u64().unwrap();
+                assert!(api_wait.abs_diff(estimated_wait_seconds) <= 1, "{status}");
+            }
+            PublishedStanding::Reached => assert_eq!(status["status"], "ACTIVE"),
+        }
+    }
+    assert_eq!(waiting, 11);
+    // Not a concert, or no concert at all: the contract's 404.
+    api.get("/queue/progress/not-a-uuid", None)
+        .await
+        .expect_error(404, "NOT_FOUND");
+    api.get(&format!("/queue/progress/{}", uuid::Uuid::now_v7()), None)
+        .await
+        .expect_error(404, "NOT_FOUND");
 }

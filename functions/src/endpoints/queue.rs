@@ -1,4 +1,5 @@
-//! `POST /queue/tokens`, `GET /queue/tokens/current`, `DELETE /queue/tokens/current`.
+//! `POST /queue/tokens`, `GET /queue/tokens/current`, `DELETE /queue/tokens/current`,
+//! `GET /queue/progress/{concert_id}`.
 
 use crate::{http, HandlerResult};
 use lambda_http::Request;
@@ -48,4 +49,23 @@ pub async fn leave(services: &Services, request: Request) -> HandlerResult {
         .leave_queue(&principal, http::queue_token(&request))
         .await?;
     http::no_content()
+}
+
+/// Edges and browsers may keep the progress document this long: the origin then answers about
+/// one request a second per concert and edge cache, however many fans wait.
+const PROGRESS_MAX_AGE_SECONDS: u32 = 1;
+
+pub async fn progress(services: &Services, request: Request) -> HandlerResult {
+    let document = services
+        .queue_progress(&http::path(&request, "concert_id")?)
+        .await?;
+    let mut response = http::json(200, &document)?;
+    response.headers_mut().insert(
+        lambda_http::http::header::CACHE_CONTROL,
+        lambda_http::http::HeaderValue::from_str(&format!(
+            "public, max-age={PROGRESS_MAX_AGE_SECONDS}"
+        ))
+        .map_err(shared::error::DomainError::internal)?,
+    );
+    Ok(response)
 }

@@ -804,13 +804,18 @@ fn positions_table(positions: &checks::Positions, shards: u64, faults: bool) -> 
 /// The stack's settings that shape the run, as the environment gives them to both (see
 /// infra/perf.sh), for the report's first line.
 fn stack_settings() -> String {
-    let shown: Vec<String> = ["QUEUE_ENTRY_SHARDS", "QUEUE_MAX_ACTIVE", "HOLD_TTL_SECONDS"]
-        .iter()
-        .filter_map(|name| {
-            let value = std::env::var(name).ok()?;
-            Some(format!("{name}={value}"))
-        })
-        .collect();
+    let shown: Vec<String> = [
+        "QUEUE_ENTRY_SHARDS",
+        "QUEUE_MAX_ACTIVE",
+        "HOLD_TTL_SECONDS",
+        "SQS_SERVED_BY",
+    ]
+    .iter()
+    .filter_map(|name| {
+        let value = std::env::var(name).ok()?;
+        Some(format!("{name}={value}"))
+    })
+    .collect();
     if shown.is_empty() {
         String::new()
     } else {

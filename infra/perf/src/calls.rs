@@ -158,6 +158,15 @@ pub async fn walk(api: &TestApi, meter: &Meter) -> Vec<Step> {
         with_queue(Method::GET, "/queue/tokens/current".into()).send(),
     )
     .await;
+    walk.request(
+        "GET /queue/progress/{id}",
+        1,
+        "every entry shard's progress in one eventually consistent read (the concert from the \
+         process cache); cached a second at the edge, so this is per concert per second, not \
+         per waiting fan",
+        api.get(&format!("/queue/progress/{concert_id}"), None),
+    )
+    .await;
     walk.job(
         "admitter step (one entrant)",
         4,

@@ -197,6 +197,15 @@ fn n_attribute(item: &Item, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The entry shard an item of one (its partition key ends in `#{shard}`), if below `shards`.
+fn shard_of(item: &Item, shards: u32) -> Option<usize> {
+    item.get(keys::PK)
+        .and_then(|pk| pk.as_s().ok())
+        .and_then(|pk| pk.rsplit('#').next())
+        .and_then(|shard| shard.parse::<usize>().ok())
+        .filter(|&shard| shard < shards as usize)
+}
+
 /// Retries a single-item write that a transaction holds for a moment.
 fn transaction_conflict<E: ProvideErrorMetadata>(
     err: &aws_sdk_dynamodb::error::SdkError<E>,
@@ -290,6 +299,42 @@ impl Store {
         Ok(snapshot)
     }
 
+    /// The progress of each of a concert's `shards` entry shards, in shard order, as the
+    /// published progress document shows it: an eventually consistent `BatchGetItem` (half
+    /// the read units; the document is a second old at the edge anyway).
+    pub async fn shards_progress(
+        &self,
+        concert_id: Uuid,
+        shards: u32,
+    ) -> Result<Vec<ShardProgress>> {
+        let requests = (0..shards)
+            .map(|shard| progress_key(concert_id, shard))
+            .collect::<Vec<_>>()
+            .chunks(100)
+            .map(|chunk| {
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .build()
+                    .map_err(DomainError::internal)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let items: Vec<Item> = futures::future::try_join_all(
+            requests.into_iter().map(|request| self.batch_get(request)),
+        )
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut progress = vec![ShardProgress::default(); shards as usize];
+        for item in items {
+            let Some(shard) = shard_of(&item, shards) else {
+                continue;
+            };
+            progress[shard] = from_item::<ProgressItem>(item)?.into();
+        }
+        Ok(progress)
+    }
+
     /// The admitter's view of a concert: the admission item's version, and the progress and
     /// counter of each of its `shards` entry shards, read consistently (one `BatchGetItem` of
     /// up to 100 keys, or a few together).
@@ -329,13 +374,7 @@ impl Store {
                 state.version = n_attribute(&item, "version");
                 continue;
             }
-            let Some(shard) = item
-                .get(keys::PK)
-                .and_then(|pk| pk.as_s().ok())
-                .and_then(|pk| pk.rsplit('#').next())
-                .and_then(|shard| shard.parse::<usize>().ok())
-                .filter(|&shard| shard < shards as usize)
-            else {
+            let Some(shard) = shard_of(&item, shards) else {
                 continue;
             };
             match sk.as_str() {

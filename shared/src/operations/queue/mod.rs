@@ -11,8 +11,8 @@ use crate::auth::{Principal, ISSUER};
 use crate::entry_queue::Entrant;
 use crate::error::{DomainError, Result};
 use crate::queue::{
-    estimated_wait_seconds, position_in_line, AdmissionHistory, QueueClaims, QueueToken,
-    ShardProgress, TokenStatus, QUEUE_AUDIENCE,
+    position_in_line, shown_wait_seconds, QueueClaims, QueueProgress, QueueToken, ShardProgress,
+    TokenStatus, QUEUE_AUDIENCE,
 };
 use crate::runtime::Services;
 use chrono::{DateTime, Utc};
@@ -188,24 +188,15 @@ impl Services {
             _ => 0,
         };
         let estimated_wait_seconds = match (&token, status) {
-            (Some(token), TokenStatus::Waiting) => {
-                // The shard's admissions stand for the concert's: shards are filled evenly.
-                let history = AdmissionHistory {
-                    admitted_total: progress.history.admitted_total * u64::from(shards),
-                    first_admitted_at: progress.history.first_admitted_at,
-                };
-                let until_opening = token
-                    .opens_at
-                    .map_or(0, |opens_at| (opens_at - now).num_seconds().max(0) as u64);
-                until_opening
-                    + estimated_wait_seconds(
-                        position,
-                        &history,
-                        now,
-                        self.config.queue_max_active,
-                        self.config.queue_active_ttl_seconds,
-                    )
-            }
+            (Some(token), TokenStatus::Waiting) => shown_wait_seconds(
+                position,
+                &progress.history,
+                shards,
+                token.opens_at,
+                now,
+                self.config.queue_max_active,
+                self.config.queue_active_ttl_seconds,
+            ),
             _ => 0,
         };
         Ok(QueueView {
@@ -219,6 +210,26 @@ impl Services {
                 _ => None,
             },
         })
+    }
+
+    /// `GET /queue/progress/{concert_id}`: the concert's admission progress, for waiting
+    /// clients to compute their own position from (see [`QueueProgress`]). Public: it says
+    /// nothing about anyone. One eventually consistent read of the shards' progress items; the
+    /// edge caches the answer about a second, so a waiting crowd of any size costs the origin
+    /// about one of these a second per concert.
+    pub async fn queue_progress(&self, raw_concert_id: &str) -> Result<QueueProgress> {
+        let concert = self.concert(raw_concert_id).await?;
+        let shards = self
+            .store
+            .shards_progress(concert.concert_id, self.config.queue_entry_shards.max(1))
+            .await?;
+        Ok(QueueProgress::publish(
+            concert.concert_id,
+            &shards,
+            self.clock.now(),
+            self.config.queue_max_active,
+            self.config.queue_active_ttl_seconds,
+        ))
     }
 
     /// `DELETE /queue/tokens/current`: gives the place up (and an active slot, at once).
