@@ -94,9 +94,12 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
-/// The most entry shards a concert may have: the admitter writes every shard's progress item
-/// with its activations, in one transaction of at most 100 items.
-pub const MAX_ENTRY_SHARDS: i64 = 64;
+/// The most entry shards a concert may have. The admitter's writes do not cap it (each moves
+/// only the shards whose places it takes, as many as fit in 100 items, and a step makes as many
+/// writes as it needs); each admission round reads every shard's progress, counter and stash
+/// (3 items a shard, 8 `BatchGetItem`s of 100 at 256), which grows with it. 256 groups of
+/// about 250 entries a second each take 64,000 entries a second.
+pub const MAX_ENTRY_SHARDS: i64 = 256;
 
 /// The shortest HMAC key we accept: 256 bits, as HS256 wants.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -268,6 +271,20 @@ mod tests {
         };
         assert_eq!(wanted("10000").unwrap().queue_max_active, 10_000);
         assert!(wanted("10001").is_err());
+    }
+
+    #[test]
+    fn when_a_fast_line_is_wanted_should_allow_256_entry_shards() {
+        let wanted = |n: &str| {
+            config(&[
+                ("TABLE_NAME", "t"),
+                ("JWT_SECRET", SECRET),
+                ("QUEUE_ENTRY_SHARDS", n),
+            ])
+        };
+        assert_eq!(wanted("256").unwrap().queue_entry_shards, 256);
+        assert!(wanted("257").is_err());
+        assert!(wanted("0").is_err());
     }
 
     #[test]

@@ -499,6 +499,13 @@ async fn one_step_should_admit_a_long_line_spread_over_shards() {
 }
 
 #[tokio::test]
+async fn one_step_should_admit_a_long_line_over_more_shards_than_one_write_holds() {
+    // 128 shards: the writes of one step move more shards' progress than one transaction of
+    // 100 items could hold.
+    one_step_admits_a_long_line(128).await;
+}
+
+#[tokio::test]
 async fn the_entry_queue_should_be_fifo_in_high_throughput_mode() {
     use aws_sdk_sqs::types::QueueAttributeName;
     let api = TestApi::start().await;

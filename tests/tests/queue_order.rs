@@ -73,8 +73,19 @@ async fn admission_groups(api: &TestApi, fans: &[Fan]) -> Vec<BTreeSet<usize>> {
 
 #[tokio::test]
 async fn entrants_spread_over_shards_should_be_admitted_in_arrival_order() {
+    spread_over_shards_in_arrival_order(4).await;
+}
+
+#[tokio::test]
+async fn entrants_spread_over_more_shards_than_one_write_holds_should_be_admitted_in_arrival_order()
+{
+    // 100 shards: more progress items than one transaction holds, most of them empty.
+    spread_over_shards_in_arrival_order(100).await;
+}
+
+async fn spread_over_shards_in_arrival_order(shards: u32) {
     let api = TestApi::start_with(|config| {
-        config.queue_entry_shards = 4;
+        config.queue_entry_shards = shards;
         config.queue_max_active = 3;
     })
     .await;
@@ -323,11 +334,21 @@ async fn a_number_that_never_arrives_should_hold_its_shard_for_the_grace_then_be
 
 #[tokio::test]
 async fn the_pre_queue_should_randomise_only_the_early_entrants() {
+    pre_queue_randomises_only_the_early_entrants(4).await;
+}
+
+#[tokio::test]
+async fn the_pre_queue_over_more_shards_than_one_write_holds_should_drain_in_rank_order() {
+    // 100 shards, most with nobody in their pre-queue.
+    pre_queue_randomises_only_the_early_entrants(100).await;
+}
+
+async fn pre_queue_randomises_only_the_early_entrants(shards: u32) {
     const EARLY: usize = 30;
     const LATE: usize = 10;
     let api = TestApi::start_with_manual_clock(
         |config| {
-            config.queue_entry_shards = 4;
+            config.queue_entry_shards = shards;
             config.queue_max_active = 5;
         },
         false,
@@ -366,7 +387,7 @@ async fn the_pre_queue_should_randomise_only_the_early_entrants() {
     let (token, queue) = &early[0];
     let status = api.queue_status(token, queue).await;
     assert_eq!(status["status"], "WAITING");
-    assert!(status["position"].as_u64().unwrap() < EARLY as u64 * 4);
+    assert!(status["position"].as_u64().unwrap() < EARLY as u64 * u64::from(shards));
     assert!(status["estimated_wait_seconds"].as_u64().unwrap() >= 600);
     // Nobody is admitted before the opening.
     assert_eq!(api.admit().await.admitted, 0);

@@ -101,7 +101,22 @@ pub struct Api {
     pub record: Record,
     /// Give up retrying after this instant (moved on for the checks after the on-sale).
     deadline: Mutex<Instant>,
+    /// The edge's copy of the queue's progress document (see [`Api::queue_progress`]).
+    edge: tokio::sync::Mutex<Option<EdgeCopy>>,
 }
+
+/// The progress document as the edge last fetched it: when it asked (epoch ms and instant),
+/// when it was answered, and what it got (`None`: no usable answer, ask the API).
+#[derive(Clone)]
+pub struct EdgeCopy {
+    pub fetched: Instant,
+    pub sent_ms: u64,
+    pub answered_ms: u64,
+    pub document: Option<shared::queue::QueueProgress>,
+}
+
+/// How long the edge keeps the progress document (the template's `ProgressCachePolicy`).
+pub const EDGE_TTL: Duration = Duration::from_secs(1);
 
 /// A request to make: endpoint label, method, path, headers and body.
 pub struct Call<'a> {
@@ -124,7 +139,45 @@ impl Api {
             url: url.trim_end_matches('/').to_owned(),
             record: Record::default(),
             deadline: Mutex::new(deadline),
+            edge: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// `GET /queue/progress/{concert_id}` as the fans get it through the edge: one request to
+    /// the service a second, whatever the crowd (the template's CloudFront distribution keeps
+    /// it that long, and collapses the misses that arrive together into one), every fan served
+    /// the same copy in between.
+    pub async fn queue_progress(&self, concert_id: &str) -> EdgeCopy {
+        let mut edge = self.edge.lock().await;
+        if let Some(copy) = edge
+            .as_ref()
+            .filter(|copy| copy.fetched.elapsed() < EDGE_TTL)
+        {
+            return copy.clone();
+        }
+        let fetched = Instant::now();
+        let sent_ms = self.now_ms();
+        let answer = self
+            .once(Call {
+                endpoint: "GET /queue/progress/{id}",
+                method: Method::GET,
+                path: format!("/queue/progress/{concert_id}"),
+                headers: &[],
+                body: None,
+            })
+            .await;
+        let document = match answer.status() {
+            Some(200) => serde_json::from_value(answer.body().clone()).ok(),
+            _ => None,
+        };
+        let copy = EdgeCopy {
+            fetched,
+            sent_ms,
+            answered_ms: self.now_ms(),
+            document,
+        };
+        *edge = Some(copy.clone());
+        copy
     }
 
     pub fn set_deadline(&self, deadline: Instant) {

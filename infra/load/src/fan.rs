@@ -5,6 +5,7 @@
 use crate::client::{Answer, Api, Call, Chain};
 use reqwest::Method;
 use serde_json::{json, Value};
+use shared::queue::PublishedStanding;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -208,13 +209,37 @@ pub async fn fan(
         chain,
     ));
 
-    // Wait to be admitted, polling about once a second (spread so that fans do not poll in
-    // lockstep). A place that ends while waiting (passed over after a failed entry) is taken
-    // again, as a fan would.
+    // Wait to be admitted, looking about once a second (spread so that fans do not look in
+    // lockstep). As the practice page does, a fan follows the line from the progress document
+    // (through the edge, `Api::queue_progress`) and its own token, and asks the API only once
+    // the document shows admission has reached its place, or when the document is unusable
+    // (a pre-queue place, an error). A place that ends while waiting (passed over after a
+    // failed entry) is taken again, as a fan would.
     loop {
         if Instant::now() > setting.deadline {
             outcome.gave_up = true;
             return Ok(outcome);
+        }
+        let place = place_of(&queue_token).ok_or("poll: unreadable token")?;
+        let edge = api.queue_progress(setting.concert_id).await;
+        let standing = edge.document.as_ref().and_then(|document| {
+            document.standing(place.shard as u32, place.number, chrono::Utc::now())
+        });
+        if let Some(PublishedStanding::Waiting {
+            position,
+            estimated_wait_seconds,
+        }) = standing
+        {
+            // The document is as old as the edge's request for it.
+            journal.polls.push(Poll {
+                token_id: place.token_id,
+                sent_ms: edge.sent_ms,
+                answered_ms: edge.answered_ms,
+                position,
+                estimated_wait_seconds,
+            });
+            tokio::time::sleep(Duration::from_millis(800 + (number as u64 * 37) % 400)).await;
+            continue;
         }
         let headers = [
             ("authorization", bearer.as_str()),
@@ -232,7 +257,6 @@ pub async fn fan(
             .await;
         let answered_ms = api.now_ms();
         let body = answer.body();
-        let place = place_of(&queue_token).ok_or("poll: unreadable token")?;
         let ended = match answer.status() {
             Some(200) if body["status"] == "ACTIVE" => {
                 let until = body["active_until"]

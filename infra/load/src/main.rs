@@ -10,7 +10,9 @@
 //!
 //! An admin creates a concert with `--seats` seats on each of `--dates` dates; `--fans` users
 //! sign up and log in. Then the on-sale: every fan enters the queue at the same moment, waits
-//! to be admitted, reads the dates and the seat map of the first date, and tries to hold 1 to 4
+//! to be admitted (following the line, as the practice page does, from the public progress
+//! document, fetched once a second for the whole crowd as the edge would, and asking the API
+//! only when admission has reached their place), reads the dates and the seat map of the first date, and tries to hold 1 to 4
 //! seats side by side (half of them aim at the front rows, so many want the same seats; up to
 //! three tries on conflicts). What each fan then does is fixed by their number: most charge
 //! their balance and pay, some pay and cancel for a refund, some release the hold, some walk
