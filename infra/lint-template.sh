@@ -2,7 +2,7 @@
 #
 # infra/lint-template.sh — lint the SAM template with SAM CLI and cfn-lint.
 #
-#   infra/lint-template.sh [TEMPLATE]     # default: template.yaml at the repository root
+#   infra/lint-template.sh [TEMPLATE...]  # default: template.yaml and infra/edge-waf.yaml
 #
 # Installs the pinned tools on first use (infra/tools.sh ensure_lint_tools), then runs
 #   1. sam validate --lint --template-file TEMPLATE
@@ -29,11 +29,19 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=infra/tools.sh
 source "$HERE/tools.sh"
 
-template="${1:-$TOOLS_REPO_ROOT/template.yaml}"
-if [[ ! -f $template ]]; then
-    echo "[lint] ERROR: template not found: $template" >&2
-    exit 2
+# By default the service's template and the edge's web ACL (infra/edge-waf.yaml, deployed on
+# its own in us-east-1).
+if [[ $# -gt 0 ]]; then
+    templates=("$@")
+else
+    templates=("$TOOLS_REPO_ROOT/template.yaml" "$TOOLS_REPO_ROOT/infra/edge-waf.yaml")
 fi
+for template in "${templates[@]}"; do
+    if [[ ! -f $template ]]; then
+        echo "[lint] ERROR: template not found: $template" >&2
+        exit 2
+    fi
+done
 
 ensure_lint_tools
 
@@ -47,14 +55,16 @@ export SAM_CLI_TELEMETRY=0
 
 status=0
 
-echo "[lint] sam validate --lint $template" >&2
-"$LINT_VENV/bin/sam" validate --lint --template-file "$template" || status=1
+for template in "${templates[@]}"; do
+    echo "[lint] sam validate --lint $template" >&2
+    "$LINT_VENV/bin/sam" validate --lint --template-file "$template" || status=1
 
-echo "[lint] cfn-lint $template" >&2
-if "$LINT_VENV/bin/cfn-lint" "$template"; then
-    echo "[lint] cfn-lint: no findings" >&2
-else
-    status=1
-fi
+    echo "[lint] cfn-lint $template" >&2
+    if "$LINT_VENV/bin/cfn-lint" "$template"; then
+        echo "[lint] cfn-lint: no findings" >&2
+    else
+        status=1
+    fi
+done
 
 exit "$status"
