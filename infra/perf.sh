@@ -4,7 +4,8 @@
 # starts its own emulators on free loopback ports, prints its figures and writes them into its
 # section of docs/PERFORMANCE.md (PERF_WRITE=0: print only).
 #
-#   infra/perf.sh cold-start [--runs 5] [--only a,b]  init, first invocation and peak memory of
+#   infra/perf.sh cold-start [--runs 5] [--only a,b] [--tls off]
+#                                                      init, first invocation and peak memory of
 #                                                      every Lambda binary, beside a hello-world
 #   infra/perf.sh calls                                AWS requests and round trips per endpoint
 #   infra/perf.sh onsale [--fans 500] [--seats 200] [--dates 1] [--seconds 300]

@@ -109,32 +109,23 @@ impl Services {
                 )
                 .build()
         };
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(aws)
+            .retry_partition(quota())
+            .build();
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb);
         let secret = match &config.jwt_secret {
             SecretSource::Value(secret) => secret.clone(),
             SecretSource::SecretsManager(arn) => {
-                let secret = aws_sdk_secretsmanager::Client::new(aws)
-                    .get_secret_value()
-                    .secret_id(arn)
-                    .send()
-                    .await
-                    .map_err(|err| {
-                        StartError::Secret(
-                            aws_sdk_secretsmanager::error::DisplayErrorContext(&err).to_string(),
-                        )
-                    })?
-                    .secret_string
-                    .ok_or_else(|| StartError::Secret("the secret has no string value".into()))?;
+                // A new Lambda environment: the key read and the first DynamoDB connection's
+                // TLS handshake, which the first request would otherwise pay after it, go
+                // together.
+                let (secret, ()) = tokio::join!(read_secret(aws, arn), warm_connection(&dynamodb));
+                let secret = secret?;
                 check_secret_length(&secret)?;
                 secret
             }
         };
-        let dynamodb = aws_sdk_dynamodb::config::Builder::from(aws)
-            .retry_partition(quota())
-            .build();
-        let store = Store::new(
-            aws_sdk_dynamodb::Client::from_conf(dynamodb),
-            &config.table_name,
-        );
+        let store = Store::new(dynamodb, &config.table_name);
         let queue_url = config
             .queue_url
             .clone()
@@ -165,5 +156,28 @@ impl Services {
             clock,
             store,
         })
+    }
+}
+
+/// The signing key from Secrets Manager.
+async fn read_secret(aws: &aws_config::SdkConfig, arn: &str) -> Result<String, StartError> {
+    aws_sdk_secretsmanager::Client::new(aws)
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|err| {
+            StartError::Secret(aws_sdk_secretsmanager::error::DisplayErrorContext(&err).to_string())
+        })?
+        .secret_string
+        .ok_or_else(|| StartError::Secret("the secret has no string value".into()))
+}
+
+/// Opens the client's connection to DynamoDB (TCP and TLS) with the cheapest request it has,
+/// `DescribeEndpoints` (no table, no item, no capacity), so that the first request's calls find
+/// it open. Its answer does not matter, only the connection it leaves in the pool.
+async fn warm_connection(dynamodb: &aws_sdk_dynamodb::Client) {
+    if let Err(err) = dynamodb.describe_endpoints().send().await {
+        tracing::debug!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), "warming the DynamoDB connection");
     }
 }

@@ -15,3 +15,4 @@ pub mod faults;
 pub mod meter;
 pub mod practice_cost;
 pub mod report;
+pub mod tls;
