@@ -116,11 +116,12 @@ impl Services {
         let secret = match &config.jwt_secret {
             SecretSource::Value(secret) => secret.clone(),
             SecretSource::SecretsManager(arn) => {
-                // A new Lambda environment: the key read and the first DynamoDB connection's
-                // TLS handshake, which the first request would otherwise pay after it, go
-                // together.
-                let (secret, ()) = tokio::join!(read_secret(aws, arn), warm_connection(&dynamodb));
-                let secret = secret?;
+                // A new Lambda environment: the first DynamoDB connection's TLS handshake,
+                // which the first request would otherwise pay, is made beside the key read, in
+                // the background, so that init never waits for it (a slow or unreachable
+                // DynamoDB delays nothing but that request).
+                tokio::spawn(warm_connection(dynamodb.clone()));
+                let secret = read_secret(aws, arn).await?;
                 check_secret_length(&secret)?;
                 secret
             }
@@ -174,10 +175,18 @@ async fn read_secret(aws: &aws_config::SdkConfig, arn: &str) -> Result<String, S
 }
 
 /// Opens the client's connection to DynamoDB (TCP and TLS) with the cheapest request it has,
-/// `DescribeEndpoints` (no table, no item, no capacity), so that the first request's calls find
-/// it open. Its answer does not matter, only the connection it leaves in the pool.
-async fn warm_connection(dynamodb: &aws_sdk_dynamodb::Client) {
-    if let Err(err) = dynamodb.describe_endpoints().send().await {
+/// `DescribeEndpoints` (no table, no item, no capacity), once, so that the first request's
+/// calls find it open. Its answer does not matter, only the connection it leaves in the pool.
+async fn warm_connection(dynamodb: aws_sdk_dynamodb::Client) {
+    let once = aws_sdk_dynamodb::config::Builder::default()
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1));
+    if let Err(err) = dynamodb
+        .describe_endpoints()
+        .customize()
+        .config_override(once)
+        .send()
+        .await
+    {
         tracing::debug!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), "warming the DynamoDB connection");
     }
 }
