@@ -473,11 +473,8 @@ async fn the_cap_should_hold_exactly_while_admitters_leavers_and_payers_race() {
     assert!(ended.iter().all(|status| status == "EXPIRED"), "{ended:?}");
 }
 
-/// A step goes on through rounds and writes while slots and entrants remain: 110 in line over
-/// `shards` entry shards, 120 free slots, all admitted by one step. (The local emulator hands
-/// the admitter ten entrants of a message group at a time; the unit tests of `next_write` cover
-/// writes beyond the per-transaction limit.)
-async fn one_step_admits_a_long_line(shards: u32) {
+/// 110 fans in line over `shards` entry shards, with 120 free slots.
+async fn long_line(shards: u32) -> (TestApi, String, Vec<(String, String)>) {
     let api = TestApi::start_with(|config| {
         config.queue_max_active = 120;
         config.queue_entry_shards = shards;
@@ -486,7 +483,15 @@ async fn one_step_admits_a_long_line(shards: u32) {
     let admin = api.admin().await;
     let concert_id = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
     let line = line_up(&api, &concert_id, 110).await;
+    (api, concert_id, line)
+}
 
+/// A step goes on through rounds and writes while slots and entrants remain: 110 in line over
+/// `shards` entry shards, 120 free slots, all admitted by one step. (The local emulator hands
+/// the admitter ten entrants of a message group at a time; the unit tests of `next_write` cover
+/// writes beyond the per-transaction limit.)
+async fn one_step_admits_a_long_line(shards: u32) {
+    let (api, concert_id, line) = long_line(shards).await;
     let report = api.admit().await;
     assert_eq!(report.admitted, 110, "{report:?}");
     assert!(statuses(&api, &line).await.iter().all(|s| s == "ACTIVE"));
@@ -509,14 +514,7 @@ async fn a_long_line_over_more_shards_than_one_write_holds_should_be_admitted_wh
     // 128 shards: the writes move more shards' progress than one transaction of 100 items
     // could hold. A step may leave part of the line to the next (each round sees only the
     // messages SQS shows it, ten a receive); a few steps admit everyone, once each.
-    let api = TestApi::start_with(|config| {
-        config.queue_max_active = 120;
-        config.queue_entry_shards = 128;
-    })
-    .await;
-    let admin = api.admin().await;
-    let concert_id = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
-    let line = line_up(&api, &concert_id, 110).await;
+    let (api, concert_id, line) = long_line(128).await;
     let mut admitted = 0;
     for _ in 0..10 {
         let report = api.admit().await;

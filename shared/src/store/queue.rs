@@ -299,6 +299,27 @@ impl Store {
         Ok(snapshot)
     }
 
+    /// Every item of `keys` that exists: `BatchGetItem`s of up to 100 keys, sent together.
+    async fn batch_get_all(&self, keys: &[Item], consistent: bool) -> Result<Vec<Item>> {
+        let requests = keys
+            .chunks(100)
+            .map(|chunk| {
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(consistent)
+                    .build()
+                    .map_err(DomainError::internal)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(futures::future::try_join_all(
+            requests.into_iter().map(|request| self.batch_get(request)),
+        )
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
+    }
+
     /// The progress of each of a concert's `shards` entry shards, in shard order, as the
     /// published progress document shows it: an eventually consistent `BatchGetItem` (half
     /// the read units; the document is a second old at the edge anyway).
@@ -307,24 +328,10 @@ impl Store {
         concert_id: Uuid,
         shards: u32,
     ) -> Result<Vec<ShardProgress>> {
-        let requests = (0..shards)
+        let keys: Vec<Item> = (0..shards)
             .map(|shard| progress_key(concert_id, shard))
-            .collect::<Vec<_>>()
-            .chunks(100)
-            .map(|chunk| {
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.to_vec()))
-                    .build()
-                    .map_err(DomainError::internal)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let items: Vec<Item> = futures::future::try_join_all(
-            requests.into_iter().map(|request| self.batch_get(request)),
-        )
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
+            .collect();
+        let items = self.batch_get_all(&keys, false).await?;
         let mut progress = vec![ShardProgress::default(); shards as usize];
         for item in items {
             let Some(shard) = shard_of(&item, shards) else {
@@ -345,23 +352,7 @@ impl Store {
             keys_wanted.push(shard_counter_key(concert_id, shard));
             keys_wanted.push(stash_key(concert_id, shard));
         }
-        let requests = keys_wanted
-            .chunks(100)
-            .map(|chunk| {
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.to_vec()))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(DomainError::internal)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let items: Vec<Item> = futures::future::try_join_all(
-            requests.into_iter().map(|request| self.batch_get(request)),
-        )
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
+        let items = self.batch_get_all(&keys_wanted, true).await?;
         let mut state = AdmissionState {
             version: 0,
             shards: vec![ShardProgress::default(); shards as usize],
