@@ -203,23 +203,33 @@ async fn a_fan_should_practise_a_hard_on_sale_against_the_crowd_and_see_where_th
     assert!(first > 1_000, "only {first} ahead at a hard setting");
     fan.wait_for("#crowd-in-line", |text| text != "—", "the crowd figures")
         .await;
-    shots(&fan, "queue").await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let now = number(
-            &fan,
-            "return document.getElementById('queue-position').dataset.position",
-        )
-        .await;
-        if now < first {
-            break;
+    // The crowd's clock runs while pictures are taken: the fan goes on at a fan's pace and
+    // the friend, a step behind, is photographed on each screen (queue, letters, zones).
+    let count_falls = async {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let now = number(
+                &fan,
+                "return document.getElementById('queue-position').dataset.position",
+            )
+            .await;
+            if now < first {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the count ahead did not fall from {first}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the count ahead did not fall from {first}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
+    let friend_in_line = async {
+        friend
+            .wait_for("#crowd-in-line", |text| text != "—", "the crowd figures")
+            .await;
+        shots(&friend, "queue").await;
+    };
+    tokio::join!(count_falls, friend_in_line);
 
     // Admitted: the date, then the security letters before any seat.
     wait_in_line_and_pick_date(&fan).await;
@@ -233,7 +243,6 @@ async fn a_fan_should_practise_a_hard_on_sale_against_the_crowd_and_see_where_th
         "{}",
         &src[..src.len().min(40)]
     );
-    shots(&fan, "captcha").await;
     fan.find("#captcha-answer").await.type_text("WRONGX").await;
     fan.find("#captcha-submit-button").await.click().await;
     fan.wait_for("#captcha-message", |text| !text.is_empty(), "the refusal")
@@ -264,7 +273,6 @@ async fn a_fan_should_practise_a_hard_on_sale_against_the_crowd_and_see_where_th
     fan.wait_for(".zone-pick[data-available]", |_| true, "the zones")
         .await;
     assert_eq!(fan.find_all(".zone-pick").await.len(), 10);
-    shots(&fan, "zones").await;
     // A zone the crowd has begun on may be empty by the time its seats load (the crowd keeps
     // going while the page asks): then the fan goes back and picks again, as a fan would.
     let mut picks = 0;
@@ -317,7 +325,15 @@ async fn a_fan_should_practise_a_hard_on_sale_against_the_crowd_and_see_where_th
     // The friend, in the same run, opens the same zone and sees the same seats gone: a read
     // of the friend's map between two equal reads of the fan's is equal to them.
     wait_in_line_and_pick_date(&friend).await;
+    friend
+        .wait_for("#captcha-image[data-captcha-id]", |_| true, "a picture")
+        .await;
+    shots(&friend, "captcha").await;
     pass_letters(&friend, &key).await;
+    friend
+        .wait_for(".zone-pick[data-available]", |_| true, "the zones")
+        .await;
+    shots(&friend, "zones").await;
     friend
         .find(&format!(".zone-pick[data-zone='{zone}']"))
         .await
