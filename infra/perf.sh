@@ -24,6 +24,14 @@
 #                                                      together, and with the service killed:
 #                                                      every answer, position and invariant
 #                                                      checked (docs/RELIABILITY.md)
+#   infra/perf.sh simulate [--fans 1000000] [--first-second 60000] [--shards 256]
+#                          [--admit-interval S] [--admit-per-second N]
+#                          [--entry function-url|api-gateway] ...
+#                                                      the whole on-sale on a virtual clock
+#                                                      against a model of AWS's limits (no
+#                                                      emulator); with no arguments, a million
+#                                                      fans as the service admits today and
+#                                                      with admission paced, beside 100,000
 #   infra/perf.sh lambda-builds [--profiles release,fat]
 #                                                      every function built for arm64 with
 #                                                      cargo-lambda, each profile from scratch
@@ -310,6 +318,19 @@ chaos() {
     fi
 }
 
+# The simulated on-sale (infra/perf/src/simulate.rs): no emulator, a few seconds a run.
+simulate() {
+    say "building the simulation"
+    cargo build --release --quiet -p perf
+    if [[ $# -gt 0 ]]; then
+        "$target/release/perf" simulate "${write[@]}" "$@"
+        return
+    fi
+    "$target/release/perf" simulate --compare 100000 "${write[@]}"
+    "$target/release/perf" simulate --admit-interval 1 --admit-per-second 90 --compare 100000 \
+        --section simulate-paced "${write[@]}"
+}
+
 lambda_builds() {
     local profiles="release,fat"
     if [[ ${1:-} == --profiles ]]; then profiles="${2:?--profiles needs a list}"; fi
@@ -364,6 +385,7 @@ cold-start) cold_start "$@" ;;
 calls) calls "$@" ;;
 onsale) onsale "$@" ;;
 chaos) chaos "$@" ;;
+simulate) simulate "$@" ;;
 lambda-builds) lambda_builds "$@" ;;
 all)
     cold_start

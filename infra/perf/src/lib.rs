@@ -6,6 +6,8 @@
 //! - [`cold_start`]: a Lambda Runtime API of our own that times a function's init and first
 //!   invocation and reads its peak memory;
 //! - [`cpu`]: CPU time per process, to put our share beside the emulators';
+//! - [`simulate`]: a whole on-sale on a virtual clock, through the project's own admission
+//!   order and progress document, against a model of AWS's limits;
 //! - [`report`]: the markdown tables, and the sections of docs/PERFORMANCE.md they replace.
 
 pub mod calls;
@@ -15,4 +17,5 @@ pub mod faults;
 pub mod meter;
 pub mod practice_cost;
 pub mod report;
+pub mod simulate;
 pub mod tls;

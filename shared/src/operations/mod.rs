@@ -7,7 +7,7 @@ mod catalog;
 mod import;
 mod money;
 mod practice;
-mod queue;
+pub mod queue;
 mod reservations;
 mod users;
 mod waitlist;

@@ -8,12 +8,22 @@
 //! perf meter      [--port N] [--faults SPEC --seed N]
 //!                                                   a counting proxy for another process,
 //!                                                   injecting faults (perf::faults) if asked
+//! perf simulate   [--fans N] [--first-second N] [--shards N] [--seats N] [--dates N]
+//!                 [--max-active N] [--admit-per-second N] [--admit-interval S]
+//!                 [--events-per-call N]
+//!                 [--entry function-url|api-gateway] [--horizon S] [--seed N]
+//!                 [--table-writes N] [--table-reads N] [--entry-provisioned N]
+//!                 [--compare N] [--section NAME] [--write FILE]
+//!                                                   the whole on-sale on a virtual clock against
+//!                                                   a model of AWS's limits (perf::simulate);
+//!                                                   --compare: also at N fans, for what does
+//!                                                   and does not grow with the crowd
 //! perf section    NAME [--write FILE]               standard input, after the provenance
 //!                                                   line, as section NAME (for instruments
 //!                                                   written in shell: the Lambda builds)
 //! ```
 
-use perf::{calls, cold_start, meter, practice_cost, report};
+use perf::{calls, cold_start, meter, practice_cost, report, simulate};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -39,6 +49,29 @@ async fn main() {
         }
         "meter" => run_meter(&Flags::parse(&args, &["--port", "--faults", "--seed"])).await,
         "section" => section_from_stdin(&args),
+        "simulate" => run_simulate(&Flags::parse(
+            &args,
+            &[
+                "--fans",
+                "--first-second",
+                "--shards",
+                "--seats",
+                "--dates",
+                "--max-active",
+                "--admit-per-second",
+                "--events-per-call",
+                "--entry",
+                "--horizon",
+                "--seed",
+                "--compare",
+                "--table-writes",
+                "--table-reads",
+                "--entry-provisioned",
+                "--section",
+                "--admit-interval",
+                "--write",
+            ],
+        )),
         _ => Err(format!("unknown command {command}")),
     };
     if let Err(err) = outcome {
@@ -75,6 +108,70 @@ impl Flags {
             .find(|(flag, _)| flag == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+fn run_simulate(flags: &Flags) -> Result<()> {
+    let number = |name: &str, default: u64| -> Result<u64> {
+        flags.get(name).map_or(Ok(default), |v| {
+            v.replace(['_', ','], "")
+                .parse()
+                .map_err(|_| format!("{name} must be a number, not {v}"))
+        })
+    };
+    let defaults = simulate::Settings::default();
+    let mut settings = simulate::Settings {
+        fans: number("--fans", defaults.fans.into())? as u32,
+        first_second: number("--first-second", defaults.first_second.into())? as u32,
+        shards: number("--shards", defaults.shards.into())?.clamp(1, 256) as u32,
+        seats: number("--seats", defaults.seats.into())? as u32,
+        dates: number("--dates", defaults.dates.into())?.max(1) as u32,
+        max_active: number("--max-active", defaults.max_active.into())?.max(1) as u32,
+        admit_per_second: number("--admit-per-second", defaults.admit_per_second.into())? as u32,
+        events_per_call: number("--events-per-call", defaults.events_per_call.into())?.clamp(1, 10)
+            as u32,
+        horizon_seconds: number("--horizon", defaults.horizon_seconds.into())? as u32,
+        admit_interval_seconds: number("--admit-interval", defaults.admit_interval_seconds.into())?
+            .clamp(1, 60) as u32,
+        seed: number("--seed", defaults.seed)?,
+        ..defaults
+    };
+    let quotas = &mut settings.quotas;
+    quotas.table_writes = number("--table-writes", quotas.table_writes.into())?.max(1_000) as u32;
+    quotas.table_reads = number("--table-reads", quotas.table_reads.into())?.max(3_000) as u32;
+    quotas.entry_provisioned =
+        number("--entry-provisioned", quotas.entry_provisioned.into())? as u32;
+    settings.entry = match flags.get("--entry").unwrap_or("function-url") {
+        "function-url" => simulate::EntryPath::FunctionUrl,
+        "api-gateway" => simulate::EntryPath::ApiGateway,
+        other => {
+            return Err(format!(
+                "--entry must be function-url or api-gateway, not {other}"
+            ))
+        }
+    };
+    let started = std::time::Instant::now();
+    let main = simulate::simulate(settings.clone());
+    let took = started.elapsed().as_secs_f64();
+    let mut body = format!(
+        "{}\n\n{}\nSimulated in {took:.0} s.\n",
+        report::provenance(),
+        main.table()
+    );
+    if let Some(compare) = flags.get("--compare") {
+        let fans: u32 = compare
+            .replace(['_', ','], "")
+            .parse()
+            .map_err(|_| format!("--compare must be a number, not {compare}"))?;
+        let scale = f64::from(fans) / f64::from(settings.fans.max(1));
+        let small = simulate::simulate(simulate::Settings {
+            fans,
+            first_second: (f64::from(settings.first_second) * scale) as u32,
+            ..settings.clone()
+        });
+        body.push_str(&simulate::compare(&small, &main));
+    }
+    println!("{body}");
+    write(flags, flags.get("--section").unwrap_or("simulate"), &body)
 }
 
 fn section_from_stdin(args: &[String]) -> Result<()> {
