@@ -8,7 +8,8 @@
 # concert (SEED_DEMO=1). Ctrl-C stops everything it started.
 #
 # Settings (environment, defaults in brackets): PORT [3000], HOLD_TTL_SECONDS [300],
-# QUEUE_ACTIVE_TTL_SECONDS [600], QUEUE_MAX_ACTIVE [100], QUEUE_ENTRY_SHARDS [1],
+# QUEUE_ACTIVE_TTL_SECONDS [600], QUEUE_MAX_ACTIVE [100], QUEUE_ADMIT_PER_SECOND [0: no pace],
+# QUEUE_ENTRY_SHARDS [1],
 # QUEUE_ENTRY_GRACE_MILLIS [5000], ADMIT_INTERVAL_SECONDS [1],
 # ADMIN_USERNAMES [admin], SEED_DEMO [1], JWT_SECRET [a random key per run].
 

@@ -23,6 +23,12 @@ pub struct Config {
     pub hold_ttl_seconds: i64,
     pub queue_active_ttl_seconds: i64,
     pub queue_max_active: u32,
+    /// `QUEUE_ADMIT_PER_SECOND`: the most people one concert admits a second (0: as many as
+    /// its free slots allow). Each step admits at most this times the step's interval: what
+    /// the admitted do next (the seat map, the active list) has limits of its own, which a
+    /// step filling thousands of slots at once would throttle (docs/PERFORMANCE.md, the
+    /// simulated on-sale).
+    pub queue_admit_per_second: u32,
     /// How long a queue token may wait to be admitted before it lapses.
     pub queue_wait_ttl_seconds: i64,
     /// The admitter's step: in AWS one scheduled run admits every this many seconds for a
@@ -150,6 +156,7 @@ impl Config {
             // Each active shopper is one item; the admitter reads them all every step (about
             // 110 bytes each, so 10,000 are two 1 MB pages).
             queue_max_active: number("QUEUE_MAX_ACTIVE", 100, 1, 10_000)? as u32,
+            queue_admit_per_second: number("QUEUE_ADMIT_PER_SECOND", 0, 0, 100_000)? as u32,
             queue_wait_ttl_seconds: number("QUEUE_WAIT_TTL_SECONDS", 21_600, 60, 604_800)?,
             admit_interval_seconds,
             admit_hand_back_seconds,
@@ -256,6 +263,7 @@ mod tests {
         assert_eq!(config.hold_ttl_seconds, 300);
         assert_eq!(config.queue_active_ttl_seconds, 600);
         assert_eq!(config.queue_max_active, 100);
+        assert_eq!(config.queue_admit_per_second, 0, "no pace unless asked");
         assert!(config.is_admin("admin"));
         assert!(!config.is_admin("alice"));
     }

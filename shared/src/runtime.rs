@@ -26,6 +26,8 @@ pub struct Services {
     pub catalog: Arc<CatalogCache>,
     /// When the admitter first missed each number of a line (see `operations::queue::line`).
     pub missing: Arc<MissingSince>,
+    /// What each concert may still admit in the admitter's current step (paced admission).
+    pub admission_budget: Arc<crate::operations::queue::AdmissionBudget>,
     /// The crowds of practice runs this process played lately (each a pure function of its
     /// run, built once).
     pub crowds: Arc<crate::practice::CrowdCache>,
@@ -148,6 +150,7 @@ impl Services {
         Ok(Self {
             catalog: Arc::default(),
             missing: Arc::default(),
+            admission_budget: Arc::default(),
             crowds: Arc::default(),
             captcha_key: Arc::new(crate::practice::captcha::key(secret.as_bytes())),
             events,

@@ -153,6 +153,35 @@ async fn admission_should_fill_free_slots_in_order_and_never_exceed_the_cap() {
 }
 
 #[tokio::test]
+async fn paced_admission_should_admit_no_more_than_its_pace_a_step_first_come_first_served() {
+    // Two a second, a step every 2 s: four a step, though ten slots are free.
+    let api = TestApi::start_with(|config| {
+        config.queue_max_active = 10;
+        config.queue_admit_per_second = 2;
+        config.admit_interval_seconds = 2;
+    })
+    .await;
+    let admin = api.admin().await;
+    let concert_id = id(&api.concert_on_sale(&admin, 1).await, "concert_id");
+    let line = line_up(&api, &concert_id, 12).await;
+    let expect = |active: usize| -> Vec<&str> {
+        (0..12)
+            .map(|i| if i < active { "ACTIVE" } else { "WAITING" })
+            .collect()
+    };
+
+    assert_eq!(api.admit().await.admitted, 4);
+    assert_eq!(statuses(&api, &line).await, expect(4));
+    assert_eq!(api.admit().await.admitted, 4);
+    assert_eq!(statuses(&api, &line).await, expect(8));
+    // The slots, not the pace, stop the third step.
+    assert_eq!(api.admit().await.admitted, 2);
+    assert_eq!(statuses(&api, &line).await, expect(10));
+    let concert = shared::ids::parse_id(&concert_id).unwrap();
+    assert_eq!(api.stack.services.active_count(concert).await.unwrap(), 10);
+}
+
+#[tokio::test]
 async fn expired_active_tokens_should_free_their_slots_for_the_next_in_line() {
     // The service's clock is the test's, moved by hand: on a busy machine a real second can
     // pass between an admission and the look that follows it.

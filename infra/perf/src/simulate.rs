@@ -116,7 +116,7 @@ pub struct Settings {
     pub seats: u32,
     pub dates: u32,
     pub max_active: u32,
-    /// Admissions a second the admitter allows itself (0: as many as slots and writes allow).
+    /// `QUEUE_ADMIT_PER_SECOND` (0: as many as slots and writes allow).
     pub admit_per_second: u32,
     pub admit_interval_seconds: u32,
     pub active_ttl_seconds: u32,
@@ -428,7 +428,7 @@ struct Sim {
     free: Vec<Vec<u32>>,
     sold: u32,
     sold_out_at: Option<u64>,
-    admitted_this_second: (u64, u32),
+    admitted_this_step: u32,
 }
 
 /// Draws a log-normal value with the given median and spread.
@@ -532,7 +532,7 @@ impl Sim {
             free,
             sold: 0,
             sold_out_at: None,
-            admitted_this_second: (0, 0),
+            admitted_this_step: 0,
             s,
         };
         sim.arrivals();
@@ -944,6 +944,7 @@ impl Sim {
 
     fn admit_step(&mut self) {
         let step_start = self.now;
+        self.admitted_this_step = 0;
         for round in 0..MAX_ROUNDS_PER_STEP {
             self.now = step_start + round as u64 * 60 * MS;
             if !self.admit_round() {
@@ -959,13 +960,9 @@ impl Sim {
     fn admit_round(&mut self) -> bool {
         let mut free = self.s.max_active.saturating_sub(self.active);
         if self.s.admit_per_second > 0 {
-            let second = self.now / SECOND;
-            if self.admitted_this_second.0 != second {
-                self.admitted_this_second = (second, 0);
-            }
-            free = free.min(
-                self.s.admit_per_second - self.admitted_this_second.1.min(self.s.admit_per_second),
-            );
+            // `QUEUE_ADMIT_PER_SECOND`: a step admits at most the pace times its interval.
+            let per_step = self.s.admit_per_second * self.s.admit_interval_seconds;
+            free = free.min(per_step.saturating_sub(self.admitted_this_step));
         }
         if free == 0 {
             return false;
@@ -1093,7 +1090,7 @@ impl Sim {
             self.costs.count("SQS DeleteMessageBatch", deletes);
             let _ = self.sqs_other.take(self.now, deletes as u32);
         }
-        self.admitted_this_second.1 += admitted;
+        self.admitted_this_step += admitted;
         admitted > 0
     }
 
@@ -1602,7 +1599,7 @@ impl Outcome {
             thousands(u64::from(s.max_active)),
             s.admit_interval_seconds,
             if s.admit_per_second > 0 {
-                format!(" at most {} a second", s.admit_per_second)
+                format!(" at most {} a second (`QUEUE_ADMIT_PER_SECOND`)", s.admit_per_second)
             } else {
                 String::new()
             },

@@ -72,6 +72,7 @@ impl Services {
     /// what is left in the pool is handed back visible at once.
     pub async fn admit_step(&self) -> Result<AdmitReport> {
         let mut report = AdmitReport::default();
+        self.admission_budget.start_step();
         // Once a step: the pre-queues to drain, and the concerts with stashed places (visited
         // every round, messages or not).
         let (prequeues, stashed) = tokio::try_join!(
@@ -422,6 +423,12 @@ impl Services {
         Ok(self.store.admit(write).await?.is_ok())
     }
 
+    /// The most one concert admits in a step when admission is paced.
+    fn admissions_per_step(&self) -> Option<usize> {
+        let per_second = self.config.queue_admit_per_second as usize;
+        (per_second > 0).then(|| per_second * self.config.admit_interval_seconds.max(1) as usize)
+    }
+
     /// Admits `candidates` (in the order given) into the concert's free slots, each write as
     /// many as one transaction holds, until the candidates or the slots run out. Each write
     /// moves the progress of the shards it touches; a shard in `last_pages` whose candidates
@@ -462,7 +469,13 @@ impl Services {
                 None => self.store.admission_state(concert_id, shards).await?,
             };
             let active = self.store.live_active(concert_id, now).await?;
-            let free = (self.config.queue_max_active as usize).saturating_sub(active.len());
+            // Free slots, and no more than the step's pace allows.
+            let free = (self.config.queue_max_active as usize)
+                .saturating_sub(active.len())
+                .min(
+                    self.admission_budget
+                        .left(concert_id, self.admissions_per_step()),
+                );
             let NextWrite { chosen, passing } =
                 next_write(candidates, &outcome.handled, &not_waiting, free);
             let mut after = outcome.handled.clone();
@@ -500,6 +513,7 @@ impl Services {
             };
             match self.store.admit(admission).await? {
                 Ok(()) => {
+                    self.admission_budget.spend(concert_id, chosen.len());
                     outcome.handled = after;
                     outcome.admitted += chosen.len();
                     outcome.passed_over += passing.len();

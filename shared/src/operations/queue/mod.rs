@@ -57,6 +57,33 @@ pub struct AdmitReport {
     pub deferred: usize,
 }
 
+/// How many people each concert may still admit in the current step, when admission is
+/// paced (`QUEUE_ADMIT_PER_SECOND`). Kept in the admitter's memory and started again with each
+/// step; two admitters running at once would each have a step's budget.
+#[derive(Debug, Default)]
+pub struct AdmissionBudget {
+    spent: std::sync::Mutex<std::collections::HashMap<Uuid, usize>>,
+}
+
+impl AdmissionBudget {
+    /// A new step: every concert's budget is whole again.
+    pub fn start_step(&self) {
+        self.spent.lock().unwrap().clear();
+    }
+
+    /// What `concert_id` may still admit this step, of `per_step` (`None`: no pacing).
+    pub fn left(&self, concert_id: Uuid, per_step: Option<usize>) -> usize {
+        per_step.map_or(usize::MAX, |per_step| {
+            let spent = self.spent.lock().unwrap().get(&concert_id).copied();
+            per_step.saturating_sub(spent.unwrap_or(0))
+        })
+    }
+
+    pub fn spend(&self, concert_id: Uuid, admitted: usize) {
+        *self.spent.lock().unwrap().entry(concert_id).or_default() += admitted;
+    }
+}
+
 /// An admitted caller, as proven by their queue token.
 pub struct Admitted {
     pub claims: QueueClaims,
