@@ -30,8 +30,9 @@
 #                                                      the whole on-sale on a virtual clock
 #                                                      against a model of AWS's limits (no
 #                                                      emulator); with no arguments, a million
-#                                                      fans as the service admits today and
-#                                                      with admission paced, beside 100,000
+#                                                      fans as the service admits by default
+#                                                      and paced, beside 100,000; and the
+#                                                      model against the on-sale run's figures
 #   infra/perf.sh lambda-builds [--profiles release,fat]
 #                                                      every function built for arm64 with
 #                                                      cargo-lambda, each profile from scratch
@@ -329,6 +330,10 @@ simulate() {
     "$target/release/perf" simulate --compare 100000 "${write[@]}"
     "$target/release/perf" simulate --admit-interval 1 --admit-per-second 90 --compare 100000 \
         --section simulate-paced "${write[@]}"
+    # The model against the local on-sale run at that run's size (its section of the doc).
+    "$target/release/perf" simulate --fans 500 --first-second 500 --shards 8 --seats 200 \
+        --dates 1 --max-active 100 --admit-interval 1 --check-onsale "$doc" \
+        --section simulate-check "${write[@]}"
 }
 
 lambda_builds() {

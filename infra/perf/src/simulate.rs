@@ -327,6 +327,8 @@ struct Look {
 #[derive(Debug, Default)]
 pub struct Costs {
     pub requests: BTreeMap<String, u64>,
+    /// Item writes of the queue's shared key shapes (each write names one item of them).
+    pub item_writes: BTreeMap<String, u64>,
     pub throttled: BTreeMap<String, u64>,
     pub throttled_keys: BTreeMap<String, u64>,
 }
@@ -629,6 +631,15 @@ impl Sim {
         }
         self.table_writes.take(at, total_writes);
         self.table_reads.take(at, total_reads);
+        for &(key, _) in writes {
+            let shape = match key {
+                Key::Shard(_) => "QUEUE#{id}#{n}",
+                Key::Admission => "QUEUE#{id}",
+                Key::Active => "QACTIVE#{id}",
+                _ => continue,
+            };
+            *self.costs.item_writes.entry(shape.to_owned()).or_default() += 1;
+        }
         for &(key, units) in writes {
             self.key_writes
                 .entry(key)
@@ -1248,10 +1259,12 @@ impl Sim {
                     if kind >= 11 {
                         self.at(self.now + 10 * SECOND, Ev::Shop(fan, 3));
                     }
+                    // The payment's transaction ended the queue token and its active item.
+                    self.leave_without_write(fan);
                 } else {
                     self.free[f.date as usize][f.block as usize] += f.seats;
+                    self.leave(fan);
                 }
-                self.leave(fan);
             }
             // A cancellation with refund: the seats come back.
             _ => {
@@ -1308,15 +1321,27 @@ impl Sim {
         self.free[f.date as usize][f.block as usize] += f.seats;
     }
 
+    /// The fan goes: `DELETE /queue/tokens/current`, or their active time runs out (the
+    /// admitter's read of the list then leaves the item out; the model counts its removal).
     fn leave(&mut self, fan: u32) {
+        if self.leave_without_write(fan) {
+            let _ = self.dynamodb(
+                "TransactWriteItems (leave the line)",
+                &[(Key::Active, 2), (Key::Fan(fan), 2)],
+                &[],
+            );
+        }
+    }
+
+    /// Frees the fan's slot; false if it was free already.
+    fn leave_without_write(&mut self, fan: u32) -> bool {
         let f = &mut self.fans[fan as usize];
         if f.left || f.admitted == NEVER {
-            return;
+            return false;
         }
         f.left = true;
         self.active -= 1;
-        // The active-list item goes (written with the payment; on its own otherwise).
-        let _ = self.dynamodb("DeleteItem (active list)", &[(Key::Active, 1)], &[]);
+        true
     }
 
     // ---- The figures.
@@ -1769,6 +1794,53 @@ impl Outcome {
         }
         out
     }
+}
+
+/// The model beside the local on-sale run (`infra/perf.sh onsale`) at that run's size: item
+/// writes of the queue's shared keys and SQS messages, from the on-sale section of `doc`.
+pub fn check_against_onsale(outcome: &Outcome, doc: &str) -> String {
+    let section = doc
+        .split("<!-- perf:onsale -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- /perf:onsale -->").next())
+        .unwrap_or_default();
+    // `| `SHAPE` | keys written | item writes | ...`
+    let measured_writes = |shape: &str| -> Option<u64> {
+        let prefix = format!("| `{shape}` |");
+        let line = section.lines().find(|line| line.starts_with(&prefix))?;
+        line.split('|').nth(3)?.trim().replace(',', "").parse().ok()
+    };
+    // "... 8 message groups carried 517 entries ..."
+    let measured_messages = section
+        .split("message groups carried ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.replace(',', "").parse::<u64>().ok());
+    let show = |n: Option<u64>| n.map_or("–".to_owned(), thousands);
+    let mut out = format!(
+        "The model against the local on-sale run (`infra/perf.sh onsale`, its section above) at \
+         that run's size: {} fans at once, {} shards, {} seats, `QUEUE_MAX_ACTIVE` {}, a step \
+         every {} s.\n\n| queue key | item writes, simulated | item writes, on-sale run |\n\
+         |---|---:|---:|\n",
+        outcome.settings.fans,
+        outcome.settings.shards,
+        outcome.settings.seats,
+        outcome.settings.max_active,
+        outcome.settings.admit_interval_seconds,
+    );
+    for shape in ["QUEUE#{id}#{n}", "QUEUE#{id}", "QACTIVE#{id}"] {
+        out.push_str(&format!(
+            "| `{shape}` | {} | {} |\n",
+            show(outcome.costs.item_writes.get(shape).copied()),
+            show(measured_writes(shape)),
+        ));
+    }
+    out.push_str(&format!(
+        "| SQS messages (entries) | {} | {} |\n",
+        show(outcome.costs.requests.get("SQS SendMessage").copied()),
+        show(measured_messages),
+    ));
+    out
 }
 
 /// What grows with the crowd and what does not: two runs side by side.

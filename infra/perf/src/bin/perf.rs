@@ -13,7 +13,7 @@
 //!                 [--events-per-call N]
 //!                 [--entry function-url|api-gateway] [--horizon S] [--seed N]
 //!                 [--table-writes N] [--table-reads N] [--entry-provisioned N]
-//!                 [--compare N] [--section NAME] [--write FILE]
+//!                 [--compare N] [--check-onsale DOC] [--section NAME] [--write FILE]
 //!                                                   the whole on-sale on a virtual clock against
 //!                                                   a model of AWS's limits (perf::simulate);
 //!                                                   --compare: also at N fans, for what does
@@ -69,6 +69,7 @@ async fn main() {
                 "--entry-provisioned",
                 "--section",
                 "--admit-interval",
+                "--check-onsale",
                 "--write",
             ],
         )),
@@ -157,6 +158,14 @@ fn run_simulate(flags: &Flags) -> Result<()> {
         report::provenance(),
         main.table()
     );
+    if let Some(doc) = flags.get("--check-onsale") {
+        let text = std::fs::read_to_string(doc).map_err(|e| format!("{doc}: {e}"))?;
+        body = format!(
+            "{}\n\n{}",
+            report::provenance(),
+            simulate::check_against_onsale(&main, &text)
+        );
+    }
     if let Some(compare) = flags.get("--compare") {
         let fans: u32 = compare
             .replace(['_', ','], "")
