@@ -154,11 +154,13 @@ async fn admission_should_fill_free_slots_in_order_and_never_exceed_the_cap() {
 
 #[tokio::test]
 async fn paced_admission_should_admit_no_more_than_its_pace_a_step_first_come_first_served() {
-    // Two a second, a step every 2 s: four a step, though ten slots are free.
+    // Two a second, a step every 2 s: four a step, though ten slots are free. A full
+    // concert's messages are hidden 5 s, but a paced one's only until the next step.
     let api = TestApi::start_with(|config| {
         config.queue_max_active = 10;
         config.queue_admit_per_second = 2;
         config.admit_interval_seconds = 2;
+        config.admit_hand_back_seconds = 5;
     })
     .await;
     let admin = api.admin().await;
@@ -172,9 +174,12 @@ async fn paced_admission_should_admit_no_more_than_its_pace_a_step_first_come_fi
 
     assert_eq!(api.admit().await.admitted, 4);
     assert_eq!(statuses(&api, &line).await, expect(4));
+    // The next step, one interval later, finds the rest in sight.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert_eq!(api.admit().await.admitted, 4);
     assert_eq!(statuses(&api, &line).await, expect(8));
     // The slots, not the pace, stop the third step.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert_eq!(api.admit().await.admitted, 2);
     assert_eq!(statuses(&api, &line).await, expect(10));
     let concert = shared::ids::parse_id(&concert_id).unwrap();

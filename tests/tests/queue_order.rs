@@ -333,6 +333,96 @@ async fn a_number_that_never_arrives_should_hold_its_shard_for_the_grace_then_be
 }
 
 #[tokio::test]
+async fn a_paced_line_should_dig_for_a_number_sqs_shows_late_instead_of_passing_it_over() {
+    // One a step. Shard 1 holds four early places; shard 0 has twelve, but the message of its
+    // number 2 reaches SQS behind all the others, so a receive (ten a group) shows 1, 3..11.
+    // Each step's one admission goes to a place ahead of number 2: the line is never out of
+    // slots, only of pace, and must still dig for number 2 before its grace runs out.
+    let api = TestApi::start_with(|config| {
+        config.queue_entry_shards = 2;
+        config.queue_max_active = 50;
+        config.queue_admit_per_second = 1;
+        config.admit_interval_seconds = 1;
+        config.queue_entry_grace_millis = 800;
+    })
+    .await;
+    let services = &api.stack.services;
+    let (concert_id, _) = api.concert_with_one_date().await;
+    let concert = parse_id(&concert_id).unwrap();
+    let now = api.clock.now();
+    let start = Utc::now().timestamp_millis();
+    let mut places: Vec<(QueueToken, Entrant)> = Vec::new();
+    for (shard, count, from_ms) in [(1u32, 4u64, 0i64), (0, 12, 10)] {
+        for index in 0..count {
+            let token = QueueToken {
+                token_id: shared::ids::new_id(),
+                user_id: shared::ids::new_id(),
+                concert_id: concert,
+                number: services
+                    .store
+                    .next_queue_number(concert, shard)
+                    .await
+                    .unwrap(),
+                shard,
+                prequeue_rank: None,
+                opens_at: None,
+                status: StoredStatus::Waiting,
+                issued_at: now,
+                expires_at: now + Duration::hours(1),
+                active_until: None,
+                entered_at_ms: start + from_ms + index as i64,
+                practice: None,
+            };
+            assert!(services.store.put_queue_token(&token, now).await.unwrap());
+            let entrant = Entrant {
+                concert_id: concert,
+                user_id: token.user_id,
+                token_id: token.token_id,
+                number: token.number,
+                shard,
+                entered_at_ms: token.entered_at_ms,
+            };
+            places.push((token, entrant));
+        }
+    }
+    // Shard 0's number 2 is place 5 of the list; its message goes last.
+    let late = 5;
+    for (index, (_, entrant)) in places.iter().enumerate() {
+        if index != late {
+            services.entry_queue.send(entrant).await.unwrap();
+        }
+    }
+    services.entry_queue.send(&places[late].1).await.unwrap();
+
+    let mut passed_over = 0;
+    for _ in 0..8 {
+        let report = api.admit().await;
+        assert!(report.admitted <= 1, "{report:?}");
+        passed_over += report.passed_over;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        passed_over, 0,
+        "a place was passed over although its message was there"
+    );
+    // In order: shard 1's four, then shard 0's numbers 1, 2, 3, 4.
+    for (index, (token, _)) in places.iter().enumerate() {
+        let (stored, progress) = services
+            .store
+            .queue_state(concert, token.user_id, token.shard)
+            .await
+            .unwrap();
+        let status = stored.unwrap().status_in_line(api.clock.now(), &progress);
+        let expected = if index < 8 {
+            shared::queue::TokenStatus::Active
+        } else {
+            shared::queue::TokenStatus::Waiting
+        };
+        assert_eq!(status, expected, "place {index} (shard {})", token.shard);
+    }
+}
+
+#[tokio::test]
 async fn the_pre_queue_should_randomise_only_the_early_entrants() {
     pre_queue_randomises_only_the_early_entrants(4).await;
 }

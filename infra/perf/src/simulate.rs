@@ -4,7 +4,10 @@
 //! What is the project's own code: the order of admission (`line::plan`, the merge of the
 //! entry shards by numbering time, gaps and all), the progress document the waiting page
 //! follows (`QueueProgress::publish`) and the position and wait the page computes from it
-//! (`QueueProgress::standing`). What is modelled: every request's AWS calls, as the calls
+//! (`QueueProgress::standing`). The admitter around it is modelled as it works: rounds that see
+//! up to 10 messages a group, stashes behind missing numbers, writes of up to 100 items with
+//! the state and the active list read before each, the pace (`QUEUE_ADMIT_PER_SECOND`) and a
+//! run that steps for 50 s of each minute. What is modelled: every request's AWS calls, as the calls
 //! table (`infra/perf.sh calls`) counts them, with each item's key and size; and AWS's limits
 //! as its documentation states them (each with its source in [`Quotas`]):
 //!
@@ -52,6 +55,8 @@ const BLOCK_SEATS: u32 = 500;
 /// Seat-map query of a block: about 128 KB eventually consistent.
 const BLOCK_QUERY_UNITS: u32 = 16;
 const HOLD_INDEX_SHARDS: u64 = 32;
+/// The most places a shard's stash holds (shared/src/store/queue.rs).
+const MAX_STASHED: usize = 400;
 const SALES_SHARDS: u64 = 16;
 
 /// AWS's limits as the simulation applies them.
@@ -267,6 +272,17 @@ enum Lambda {
     Sweeper,
 }
 
+/// How a request reaches its function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    /// CloudFront, then API Gateway.
+    Api,
+    /// CloudFront, then the function's URL.
+    Edge,
+    /// A scheduled job: no request quota.
+    Schedule,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
     /// A fan presses "enter" (or tries again after a refusal).
@@ -297,6 +313,8 @@ struct Fan {
     entered_at_ms: i64,
     /// When the shard's counter took the number (the place's true time).
     counted: u64,
+    /// Attempts of the counter's `ADD` so far (the SDK's retries).
+    attempts: u8,
     admitted: u64,
     /// Admission order (u32::MAX: not admitted).
     admission: u32,
@@ -419,6 +437,9 @@ struct Sim {
     // The line.
     counters: Vec<u64>,
     groups: Vec<VecDeque<u32>>,
+    /// Per shard: places the admitter stashed (taken out of SQS so that it shows more of the
+    /// group, where a missing number may be).
+    stashes: Vec<Vec<u32>>,
     progress: Vec<ShardProgress>,
     missing_since: HashMap<(u32, u64), u64>,
     admitted_order: Vec<u32>,
@@ -524,6 +545,7 @@ impl Sim {
             account_in_flight: 0,
             counters: vec![0; s.shards as usize],
             groups: vec![VecDeque::new(); s.shards as usize],
+            stashes: vec![Vec::new(); s.shards as usize],
             progress: vec![ShardProgress::default(); s.shards as usize],
             missing_since: HashMap::new(),
             admitted_order: Vec::new(),
@@ -655,17 +677,19 @@ impl Sim {
         true
     }
 
-    /// A request through the edge (and API Gateway unless `direct`) to `function`: false if a
-    /// limit refused it. The caller ends the invocation with [`Sim::end`].
-    fn invoke(&mut self, function: Lambda, direct: bool) -> Option<u64> {
+    /// A request to `function` by way of `via`: `None` if a limit refused it. The caller ends
+    /// the invocation with [`Sim::end`].
+    fn invoke(&mut self, function: Lambda, via: Via) -> Option<u64> {
         let at = self.now;
-        self.costs.count("CloudFront requests", 1);
-        if !self.cloudfront.take(at, 1) {
-            self.costs
-                .throttle("CloudFront requests/s per distribution", None);
-            return None;
+        if via != Via::Schedule {
+            self.costs.count("CloudFront requests", 1);
+            if !self.cloudfront.take(at, 1) {
+                self.costs
+                    .throttle("CloudFront requests/s per distribution", None);
+                return None;
+            }
         }
-        if !direct {
+        if via == Via::Api {
             self.costs.count("API Gateway requests", 1);
             if !self.api_gateway.take(at, 1) {
                 self.costs
@@ -686,11 +710,8 @@ impl Sim {
             if f.per_second.len() <= second {
                 f.per_second.resize(second + 1, 0);
             }
-            f.per_second[second] += 1;
-            let concurrent =
-                (u64::from(f.per_second[second]) * function.duration_ms()).div_ceil(1_000) as u32;
-            f.peak = f.peak.max(concurrent);
-            f.invocations += 1;
+            let concurrent = (u64::from(f.per_second[second] + 1) * function.duration_ms())
+                .div_ceil(1_000) as u32;
             if concurrent > limit {
                 self.costs.throttle(
                     "Lambda scaling (+1,000 every 10 s)",
@@ -698,6 +719,9 @@ impl Sim {
                 );
                 return None;
             }
+            f.per_second[second] += 1;
+            f.peak = f.peak.max(concurrent);
+            f.invocations += 1;
             self.costs.count(&format!("Lambda {function:?}"), 1);
             f.in_flight += 1;
             self.account_in_flight += 1;
@@ -792,7 +816,10 @@ impl Sim {
             Ev::AdmitStep => self.admit_step(),
             Ev::Shop(fan, stage) => self.shop(fan, stage),
             Ev::Sweep(fan) => self.sweep(fan),
-            Ev::Leave(fan) => self.leave(fan),
+            // The active time ran out: the admitter's read leaves the item out from then on.
+            Ev::Leave(fan) => {
+                self.leave_without_write(fan);
+            }
         }
     }
 
@@ -804,8 +831,11 @@ impl Sim {
     // ---- Entry: read, counter, token, message (the calls table's `POST /queue/tokens`).
 
     fn press(&mut self, fan: u32) {
-        let direct = self.s.entry == EntryPath::FunctionUrl;
-        let Some(delay) = self.invoke(Lambda::Enter, direct) else {
+        let via = match self.s.entry {
+            EntryPath::FunctionUrl => Via::Edge,
+            EntryPath::ApiGateway => Via::Api,
+        };
+        let Some(delay) = self.invoke(Lambda::Enter, via) else {
             self.costs.count("refused entries (retried)", 1);
             return self.retry_later(fan);
         };
@@ -825,21 +855,29 @@ impl Sim {
         self.retry_later(fan);
     }
 
+    /// The counter's `ADD`: the number is taken when an attempt commits, so each attempt is
+    /// an event of its own (the SDK's backoff between them).
     fn counter(&mut self, fan: u32) {
         let shard = self.fans[fan as usize].shard;
-        match self.dynamodb_with_retries("UpdateItem", &[(Key::Shard(shard), 1)], &[]) {
-            Some(took) => {
-                self.counters[shard as usize] += 1;
-                let skew = self.random.below(2 * MS + 1) as i64 - MS as i64;
-                let at = self.now + took;
-                let f = &mut self.fans[fan as usize];
-                f.counted = self.now;
-                f.number = self.counters[shard as usize];
-                f.entered_at_ms = self.t0.timestamp_millis() + ((at as i64 + skew) / 1_000);
-                self.at(at, Ev::Token(fan));
-            }
-            None => self.entry_failed(fan),
+        if self.dynamodb("UpdateItem", &[(Key::Shard(shard), 1)], &[]) {
+            self.fans[fan as usize].attempts = 0;
+            self.counters[shard as usize] += 1;
+            let skew = self.random.below(2 * MS + 1) as i64 - MS as i64;
+            let at = self.now + self.latency(4.0);
+            let f = &mut self.fans[fan as usize];
+            f.counted = self.now;
+            f.number = self.counters[shard as usize];
+            f.entered_at_ms = self.t0.timestamp_millis() + ((at as i64 + skew) / 1_000);
+            return self.at(at, Ev::Token(fan));
         }
+        let f = &mut self.fans[fan as usize];
+        f.attempts += 1;
+        if f.attempts >= 4 {
+            f.attempts = 0;
+            return self.entry_failed(fan);
+        }
+        let backoff = (25 * MS) << (f.attempts - 1);
+        self.at(self.now + backoff, Ev::Counter(fan));
     }
 
     fn token(&mut self, fan: u32) {
@@ -907,7 +945,7 @@ impl Sim {
         if self.in_line > 0 {
             self.costs
                 .count("origin requests for the progress document", 1);
-            if self.invoke(Lambda::Progress, false).is_some() {
+            if self.invoke(Lambda::Progress, Via::Api).is_some() {
                 self.end(Lambda::Progress);
             }
             let reads: Vec<(Key, u32)> = (0..self.s.shards)
@@ -963,7 +1001,14 @@ impl Sim {
             }
         }
         self.now = step_start;
-        let next = step_start + u64::from(self.s.admit_interval_seconds) * SECOND;
+        // In AWS the rule starts a run each minute, which steps for 50 s (functions/src/
+        // endpoints/jobs.rs, `admit_for_a_minute`): no step in the minute's last 10 s.
+        let interval = u64::from(self.s.admit_interval_seconds) * SECOND;
+        let minute = 60 * SECOND;
+        let mut next = step_start + interval;
+        if next % minute + interval > 50 * SECOND {
+            next = (next / minute + 1) * minute;
+        }
         self.at(next, Ev::AdmitStep);
     }
 
@@ -987,13 +1032,34 @@ impl Sim {
         if !self.dynamodb("BatchGetItem (admitter)", &[], &state_reads) {
             return false;
         }
-        // What SQS shows: up to 10 from each group's head.
+        // What SQS shows: up to 10 from each group's head. A message whose place admission
+        // passed over (a gap, waited for past the grace) is dropped, and its fan, finding the
+        // place ended, enters again.
         let mut lines: Vec<ShardLine> = Vec::with_capacity(shards);
         let mut received = 0u64;
         for shard in 0..shards {
+            let up_to = self.progress[shard].admitted_up_to;
+            let stale: Vec<u32> = self.groups[shard]
+                .iter()
+                .take(RECEIVED_PER_GROUP)
+                .chain(&self.stashes[shard])
+                .copied()
+                .filter(|&fan| self.fans[fan as usize].number <= up_to)
+                .collect();
+            for fan in stale {
+                self.groups[shard].retain(|&other| other != fan);
+                self.stashes[shard].retain(|&other| other != fan);
+                self.fans[fan as usize].in_line = false;
+                self.in_line -= 1;
+                self.costs
+                    .count("places passed over (the fan entered again)", 1);
+                let again = self.now + SECOND;
+                self.at(again, Ev::Press(fan));
+            }
             let mut known: Vec<Entrant> = self.groups[shard]
                 .iter()
                 .take(RECEIVED_PER_GROUP)
+                .chain(&self.stashes[shard])
                 .map(|&fan| {
                     let f = &self.fans[fan as usize];
                     Entrant {
@@ -1050,8 +1116,12 @@ impl Sim {
                     } else {
                         0
                     };
+                let entrants = batch
+                    .iter()
+                    .filter(|n| matches!(n, Next::Entrant(_)))
+                    .count() as u32;
                 if items.len() + grow > ITEMS_PER_TRANSACTION
-                    || admitted + batch.len() as u32 >= free
+                    || (matches!(next, Next::Entrant(_)) && admitted + entrants >= free)
                 {
                     break;
                 }
@@ -1096,6 +1166,15 @@ impl Sim {
                 }
             }
         }
+        // Digging, unless no slot is free (a spent pace still digs, as the admitter does).
+        if self.active < self.s.max_active {
+            self.stash_behind(&plan.missing);
+        }
+        if self.active >= self.s.max_active {
+            // A full concert's messages are handed back out of sight: the admitter forgets its
+            // missing numbers (admission.rs, `forget_concert`).
+            self.missing_since.clear();
+        }
         if admitted > 0 {
             let deletes = u64::from(admitted).div_ceil(10);
             self.costs.count("SQS DeleteMessageBatch", deletes);
@@ -1103,6 +1182,43 @@ impl Sim {
         }
         self.admitted_this_step += admitted;
         admitted > 0
+    }
+
+    /// Stashes the places SQS shows behind each shard's first missing number (up to 400 a
+    /// shard), one write of the shard's stash item each, and deletes their messages, so that
+    /// the next round sees further into the group (admission.rs, `stash_behind_missing`).
+    fn stash_behind(&mut self, missing: &[(u32, u64)]) {
+        let mut first: BTreeMap<u32, u64> = BTreeMap::new();
+        for &(shard, number) in missing {
+            first.entry(shard).or_insert(number);
+        }
+        for (shard, number) in first {
+            let shard = shard as usize;
+            let room = MAX_STASHED.saturating_sub(self.stashes[shard].len());
+            let behind: Vec<u32> = self.groups[shard]
+                .iter()
+                .take(RECEIVED_PER_GROUP)
+                .copied()
+                .filter(|&fan| self.fans[fan as usize].number > number)
+                .take(room)
+                .collect();
+            if behind.is_empty() {
+                continue;
+            }
+            let size = (self.stashes[shard].len() + behind.len()) as u32 * 130;
+            let units = 2 * size.div_ceil(1024);
+            if !self.dynamodb(
+                "TransactWriteItems (stash)",
+                &[(Key::Shard(shard as u32), units), (Key::Admission, 2)],
+                &[],
+            ) {
+                continue;
+            }
+            self.costs
+                .count("SQS DeleteMessageBatch", behind.len().div_ceil(10) as u64);
+            self.groups[shard].retain(|fan| !behind.contains(fan));
+            self.stashes[shard].extend(behind);
+        }
     }
 
     fn admit(&mut self, fan: u32, shard: u32, number: u64) {
@@ -1114,6 +1230,8 @@ impl Sim {
             .position(|&f| f == fan)
         {
             group.remove(i);
+        } else {
+            self.stashes[shard as usize].retain(|&f| f != fan);
         }
         let progress = &mut self.progress[shard as usize];
         progress.admitted_up_to = number;
@@ -1139,14 +1257,15 @@ impl Sim {
     // ---- Shopping: the mix of the on-sale run.
 
     fn shop(&mut self, fan: u32, stage: u8) {
-        if self.fans[fan as usize].left {
+        // A cancellation comes after the fan has left the line (paying ended their place).
+        if self.fans[fan as usize].left && stage < 3 {
             return;
         }
         let kind = fan % 20;
         match stage {
             // The status, then the seat map of the fan's date.
             0 => {
-                if self.invoke(Lambda::Status, false).is_some() {
+                if self.invoke(Lambda::Status, Via::Api).is_some() {
                     let shard = self.fans[fan as usize].shard;
                     let _ = self.dynamodb_with_retries(
                         "BatchGetItem",
@@ -1186,10 +1305,10 @@ impl Sim {
                 };
                 if candidates.is_empty() {
                     // Nothing left for them: they go.
-                    return self.at(self.now + 5 * SECOND, Ev::Leave(fan));
+                    return self.leave(fan);
                 }
                 let block = candidates[random.below(candidates.len() as u64) as usize];
-                if self.invoke(Lambda::Hold, false).is_none() {
+                if self.invoke(Lambda::Hold, Via::Api).is_none() {
                     return self.at(self.now + SECOND, Ev::Shop(fan, 1));
                 }
                 let seats_block = Key::Block(date as u32, block);
@@ -1216,10 +1335,12 @@ impl Sim {
                 f.seats = want;
                 f.block = block;
                 let next = match kind {
-                    // Walks away: the hold runs out.
+                    // Walks away (leaving the line, as the on-sale's fans do): the hold runs
+                    // out.
                     15..=17 => {
                         let expires = self.now + u64::from(self.s.hold_ttl_seconds) * SECOND;
-                        return self.at(expires, Ev::Sweep(fan));
+                        self.at(expires, Ev::Sweep(fan));
+                        return self.leave(fan);
                     }
                     _ => 20 * SECOND,
                 };
@@ -1234,17 +1355,21 @@ impl Sim {
                     13 | 14 => (Lambda::Release, "TransactWriteItems (release)"),
                     _ => (Lambda::Pay, "TransactWriteItems (declined)"),
                 };
-                if self.invoke(function, false).is_none() {
+                if self.invoke(function, Via::Api).is_none() {
                     return self.at(self.now + SECOND, Ev::Shop(fan, 2));
                 }
                 let _ = self.dynamodb_with_retries("BatchGetItem", &[], &[(Key::Fan(fan), 5)]);
-                let items = [
+                let mut items = vec![
                     (seats_block, 2 * f.seats),
                     (Key::Fan(fan), 10),
-                    (Key::Active, 2),
                     (Key::Holds(fan % HOLD_INDEX_SHARDS as u32), 2),
-                    (Key::Sales(fan % SALES_SHARDS as u32), 2),
                 ];
+                if kind <= 12 {
+                    // A payment ends the queue token and its active-list item, and counts the
+                    // sale.
+                    items.push((Key::Active, 2));
+                    items.push((Key::Sales(fan % SALES_SHARDS as u32), 2));
+                }
                 let done = self.dynamodb_with_retries(action, &items, &[]);
                 self.end(function);
                 if done.is_none() {
@@ -1269,7 +1394,7 @@ impl Sim {
             // A cancellation with refund: the seats come back.
             _ => {
                 let f = self.fans[fan as usize];
-                if self.invoke(Lambda::Cancel, false).is_none() {
+                if self.invoke(Lambda::Cancel, Via::Api).is_none() {
                     return self.at(self.now + SECOND, Ev::Shop(fan, 3));
                 }
                 let items = [
@@ -1292,7 +1417,7 @@ impl Sim {
 
     /// A seat map of a date: a query of every block, sent together (eventually consistent).
     fn seat_map(&mut self, date: u32) {
-        if self.invoke(Lambda::Seats, false).is_none() {
+        if self.invoke(Lambda::Seats, Via::Api).is_none() {
             return;
         }
         let blocks = self.free[date as usize].len() as u32;
@@ -1308,7 +1433,7 @@ impl Sim {
 
     fn sweep(&mut self, fan: u32) {
         let f = self.fans[fan as usize];
-        if self.invoke(Lambda::Sweeper, true).is_some() {
+        if self.invoke(Lambda::Sweeper, Via::Schedule).is_some() {
             let items = [
                 (Key::Block(f.date, f.block), 2 * f.seats),
                 (Key::Fan(fan), 2),
@@ -1393,11 +1518,12 @@ impl Sim {
         }
         // Shown positions against what followed: people admitted after the look and before
         // the fan.
-        let admitted_at: Vec<u64> = self
+        let mut admitted_at: Vec<u64> = self
             .admitted_order
             .iter()
             .map(|&fan| self.fans[fan as usize].admitted)
             .collect();
+        admitted_at.sort_unstable();
         let mut far = Vec::new();
         let mut farther = Vec::new();
         let mut near = Vec::new();

@@ -29,7 +29,7 @@ use crate::store::{
     MAX_TRANSACTION_ITEMS,
 };
 use chrono::{DateTime, Duration, Utc};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
 /// Bounds on one admitter step: rounds, and receive calls (10 messages each) per round.
@@ -55,6 +55,8 @@ struct RoundOutcome {
     kept: Vec<Held>,
     /// The concert had no free slot for someone it could have admitted.
     full: bool,
+    /// ... because the step's pace was spent, not the slots (`QUEUE_ADMIT_PER_SECOND`).
+    paced: bool,
     /// Anything was written or deleted.
     changed: bool,
 }
@@ -117,12 +119,15 @@ impl Services {
         report: &mut AdmitReport,
     ) -> Result<()> {
         let hand_back_seconds = self.config.admit_hand_back_seconds as i32;
-        // Concerts found without a free slot: nothing more of theirs this step.
-        let mut full: HashSet<Uuid> = HashSet::new();
+        let paced_hand_back_seconds = (self.config.admit_interval_seconds as i32 - 1).max(0);
+        // Concerts found without a free slot (or with their pace spent): nothing more of theirs
+        // this step; their messages are hidden this many seconds.
+        let mut full: HashMap<Uuid, i32> = HashMap::new();
         for _ in 0..MAX_ROUNDS_PER_STEP {
             let received = self.receive_all().await?;
             let mut unreadable = Vec::new();
             let mut again = Vec::new();
+            let mut again_paced = Vec::new();
             let mut new_messages = 0;
             for message in received {
                 let Some(entrant) = message.entrant.clone() else {
@@ -134,9 +139,13 @@ impl Services {
                     // through.
                     report.deferred += 1;
                     again.push(message.receipt);
-                } else if full.contains(&entrant.concert_id) {
+                } else if let Some(&hidden) = full.get(&entrant.concert_id) {
                     // Handed back earlier in this step (and visible again at once locally).
-                    again.push(message.receipt);
+                    if hidden == hand_back_seconds {
+                        again.push(message.receipt);
+                    } else {
+                        again_paced.push(message.receipt);
+                    }
                 } else {
                     new_messages += 1;
                     pool.entry(entrant.concert_id).or_default().push(Held {
@@ -152,13 +161,15 @@ impl Services {
                 );
                 self.entry_queue.dead_letter(&unreadable).await?;
             }
-            self.entry_queue
-                .hand_back(&again, hand_back_seconds)
-                .await?;
+            let paced_hidden = hand_back_seconds.min(paced_hand_back_seconds);
+            tokio::try_join!(
+                self.entry_queue.hand_back(&again, hand_back_seconds),
+                self.entry_queue.hand_back(&again_paced, paced_hidden)
+            )?;
             let mut changed = false;
             let concerts: BTreeSet<Uuid> = pool
                 .keys()
-                .chain(stashed.iter().filter(|concert| !full.contains(concert)))
+                .chain(stashed.iter().filter(|concert| !full.contains_key(concert)))
                 .copied()
                 .collect();
             for concert_id in concerts {
@@ -179,11 +190,19 @@ impl Services {
                 if outcome.full {
                     // No free slot: hidden until the next step, so their groups stay blocked
                     // behind them, in order, while other concerts move, and each waiting
-                    // message is received about once a step.
+                    // message is received about once a step. A concert whose pace is spent
+                    // has slots: its messages must be in sight again when the next step
+                    // starts (a second early; SQS counts whole seconds), or that step would
+                    // find nothing and the pace would be halved.
                     report.deferred += outcome.kept.len();
-                    full.insert(concert_id);
+                    let hidden = if outcome.paced {
+                        hand_back_seconds.min(paced_hand_back_seconds)
+                    } else {
+                        hand_back_seconds
+                    };
+                    full.insert(concert_id, hidden);
                     self.entry_queue
-                        .hand_back(&receipts(&outcome.kept), hand_back_seconds)
+                        .hand_back(&receipts(&outcome.kept), hidden)
                         .await?;
                 } else if !outcome.kept.is_empty() {
                     pool.insert(concert_id, outcome.kept);
@@ -268,9 +287,11 @@ impl Services {
         outcome.admitted = admitted.admitted;
         outcome.passed_over = admitted.passed_over;
         outcome.full = admitted.full;
+        outcome.paced = admitted.paced;
         // A missing number is waited for only while the line is watched: a full concert's
-        // messages are handed back out of sight, so they cannot be told missing then.
-        if outcome.full {
+        // messages are handed back out of sight, so they cannot be told missing then. A paced
+        // concert's are out of sight only until the next step.
+        if outcome.full && !outcome.paced {
             self.missing.forget_concert(concert_id);
         } else {
             self.missing.note(concert_id, &plan.missing);
@@ -310,7 +331,10 @@ impl Services {
             self.missing.forget_up_to(concert_id, &up_to);
         }
         // Dig for missing numbers, unless the concert is full (nobody could be admitted now).
-        if !outcome.full && !plan.missing.is_empty() {
+        // A concert whose pace is spent has slots and is watched: it digs, or a number that
+        // SQS shows only behind more than a receive's worth of later places would be passed
+        // over once its grace ran out (the simulated on-sale found two such places).
+        if (!outcome.full || outcome.paced) && !plan.missing.is_empty() {
             let (stashed, rest) = self
                 .stash_behind_missing(concert_id, &plan.missing, kept)
                 .await?;
@@ -448,6 +472,7 @@ impl Services {
             admitted: 0,
             passed_over: 0,
             full: false,
+            paced: false,
         };
         if candidates.is_empty() && last_pages.is_empty() {
             return Ok(outcome);
@@ -470,12 +495,12 @@ impl Services {
             };
             let active = self.store.live_active(concert_id, now).await?;
             // Free slots, and no more than the step's pace allows.
-            let free = (self.config.queue_max_active as usize)
-                .saturating_sub(active.len())
-                .min(
-                    self.admission_budget
-                        .left(concert_id, self.admissions_per_step()),
-                );
+            let slots = (self.config.queue_max_active as usize).saturating_sub(active.len());
+            let pace = self
+                .admission_budget
+                .left(concert_id, self.admissions_per_step());
+            let free = slots.min(pace);
+            outcome.paced = pace < slots;
             let NextWrite { chosen, passing } =
                 next_write(candidates, &outcome.handled, &not_waiting, free);
             let mut after = outcome.handled.clone();
@@ -492,6 +517,7 @@ impl Services {
                     outcome.passed_over += 1;
                 }
                 outcome.full = outcome.handled.iter().any(|done| !done) && free == 0;
+                outcome.paced &= outcome.full;
                 break;
             }
             let activations: Vec<Activation> = chosen
@@ -524,6 +550,7 @@ impl Services {
                         outcome.full = true;
                     }
                     if !waiting || chosen.len() >= free {
+                        outcome.paced &= outcome.full;
                         break;
                     }
                 }
@@ -658,6 +685,8 @@ pub(super) struct InOrder {
     pub passed_over: usize,
     /// Someone waiting could not be admitted for want of a free slot.
     pub full: bool,
+    /// The slot was there but the step's pace was spent.
+    pub paced: bool,
 }
 
 /// What one admitter write takes from the candidates (in order): indexes to activate and to
