@@ -23,6 +23,47 @@ fn claims(queue_token: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// A waiting place taken straight from the store, as an entry makes it: the shard's next
+/// number and the token; the message that carries it is the caller's to send (or not).
+async fn waiting_place(
+    api: &TestApi,
+    concert: uuid::Uuid,
+    shard: u32,
+    entered_at_ms: i64,
+) -> (QueueToken, Entrant) {
+    let services = &api.stack.services;
+    let now = api.clock.now();
+    let token = QueueToken {
+        token_id: shared::ids::new_id(),
+        user_id: shared::ids::new_id(),
+        concert_id: concert,
+        number: services
+            .store
+            .next_queue_number(concert, shard)
+            .await
+            .unwrap(),
+        shard,
+        prequeue_rank: None,
+        opens_at: None,
+        status: StoredStatus::Waiting,
+        issued_at: now,
+        expires_at: now + Duration::hours(1),
+        active_until: None,
+        entered_at_ms,
+        practice: None,
+    };
+    assert!(services.store.put_queue_token(&token, now).await.unwrap());
+    let entrant = Entrant {
+        concert_id: concert,
+        user_id: token.user_id,
+        token_id: token.token_id,
+        number: token.number,
+        shard,
+        entered_at_ms,
+    };
+    (token, entrant)
+}
+
 /// Enters `count` fans one after another (each entry answered before the next is sent), so
 /// their arrival order is the order of the returned list.
 async fn enter_in_turn(api: &TestApi, concert_id: &str, prefix: &str, count: usize) -> Vec<Fan> {
@@ -120,42 +161,12 @@ async fn the_merge_should_keep_arrival_order_when_shards_show_only_their_heads()
     let services = &api.stack.services;
     let (concert_id, _) = api.concert_with_one_date().await;
     let concert = parse_id(&concert_id).unwrap();
-    let now = api.clock.now();
     let mut tokens = Vec::new();
     for index in 0..24 {
         let shard = u32::from(index >= 12);
-        let token = QueueToken {
-            token_id: shared::ids::new_id(),
-            user_id: shared::ids::new_id(),
-            concert_id: concert,
-            number: services
-                .store
-                .next_queue_number(concert, shard)
-                .await
-                .unwrap(),
-            shard,
-            prequeue_rank: None,
-            opens_at: None,
-            status: StoredStatus::Waiting,
-            issued_at: now,
-            expires_at: now + Duration::hours(1),
-            active_until: None,
-            entered_at_ms: Utc::now().timestamp_millis(),
-            practice: None,
-        };
-        assert!(services.store.put_queue_token(&token, now).await.unwrap());
-        services
-            .entry_queue
-            .send(&Entrant {
-                concert_id: concert,
-                user_id: token.user_id,
-                token_id: token.token_id,
-                number: token.number,
-                shard,
-                entered_at_ms: token.entered_at_ms,
-            })
-            .await
-            .unwrap();
+        let (token, entrant) =
+            waiting_place(&api, concert, shard, Utc::now().timestamp_millis()).await;
+        services.entry_queue.send(&entrant).await.unwrap();
         tokens.push(token);
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
@@ -270,38 +281,11 @@ async fn a_number_that_never_arrives_should_hold_its_shard_for_the_grace_then_be
     let services = &api.stack.services;
     let (concert_id, _) = api.concert_with_one_date().await;
     let concert = parse_id(&concert_id).unwrap();
-    let now = api.clock.now();
     let mut tokens = Vec::new();
     for index in 0..3 {
-        let token = QueueToken {
-            token_id: shared::ids::new_id(),
-            user_id: shared::ids::new_id(),
-            concert_id: concert,
-            number: services.store.next_queue_number(concert, 0).await.unwrap(),
-            shard: 0,
-            prequeue_rank: None,
-            opens_at: None,
-            status: StoredStatus::Waiting,
-            issued_at: now,
-            expires_at: now + Duration::hours(1),
-            active_until: None,
-            entered_at_ms: Utc::now().timestamp_millis(),
-            practice: None,
-        };
-        assert!(services.store.put_queue_token(&token, now).await.unwrap());
+        let (token, entrant) = waiting_place(&api, concert, 0, Utc::now().timestamp_millis()).await;
         if index != 1 {
-            services
-                .entry_queue
-                .send(&Entrant {
-                    concert_id: concert,
-                    user_id: token.user_id,
-                    token_id: token.token_id,
-                    number: token.number,
-                    shard: 0,
-                    entered_at_ms: token.entered_at_ms,
-                })
-                .await
-                .unwrap();
+            services.entry_queue.send(&entrant).await.unwrap();
         }
         tokens.push(token);
     }
@@ -349,40 +333,11 @@ async fn a_paced_line_should_dig_for_a_number_sqs_shows_late_instead_of_passing_
     let services = &api.stack.services;
     let (concert_id, _) = api.concert_with_one_date().await;
     let concert = parse_id(&concert_id).unwrap();
-    let now = api.clock.now();
     let start = Utc::now().timestamp_millis();
     let mut places: Vec<(QueueToken, Entrant)> = Vec::new();
-    for (shard, count, from_ms) in [(1u32, 4u64, 0i64), (0, 12, 10)] {
+    for (shard, count, from_ms) in [(1u32, 4i64, 0i64), (0, 12, 10)] {
         for index in 0..count {
-            let token = QueueToken {
-                token_id: shared::ids::new_id(),
-                user_id: shared::ids::new_id(),
-                concert_id: concert,
-                number: services
-                    .store
-                    .next_queue_number(concert, shard)
-                    .await
-                    .unwrap(),
-                shard,
-                prequeue_rank: None,
-                opens_at: None,
-                status: StoredStatus::Waiting,
-                issued_at: now,
-                expires_at: now + Duration::hours(1),
-                active_until: None,
-                entered_at_ms: start + from_ms + index as i64,
-                practice: None,
-            };
-            assert!(services.store.put_queue_token(&token, now).await.unwrap());
-            let entrant = Entrant {
-                concert_id: concert,
-                user_id: token.user_id,
-                token_id: token.token_id,
-                number: token.number,
-                shard,
-                entered_at_ms: token.entered_at_ms,
-            };
-            places.push((token, entrant));
+            places.push(waiting_place(&api, concert, shard, start + from_ms + index).await);
         }
     }
     // Shard 0's number 2 is place 5 of the list; its message goes last.
