@@ -1493,26 +1493,16 @@ impl Sim {
             .max()
             .filter(|&p| p != NEVER)
             .map_or(f64::NAN, |p| p as f64 / SECOND as f64);
-        // Fairness. Within a shard, numbers are admitted in order (exactly). Across shards,
-        // places are merged by the entrant's clock after the counter answered, so an earlier
-        // place may follow a later one by the clocks' skew plus the spread of the counter's
-        // answers; an admission after someone whose place was taken more than the stated bound
-        // later is a violation.
-        let bound = u64::from(FAIRNESS_BOUND_MS) * MS;
-        let mut latest = 0u64;
-        let mut violations = 0;
-        let mut largest_inversion = 0u64;
-        let mut last_number = vec![0u64; self.s.shards as usize];
+        let (violations, largest_inversion) = order_violations(
+            self.admitted_order.iter().map(|&fan| {
+                let f = &self.fans[fan as usize];
+                (f.shard, f.number, f.counted)
+            }),
+            self.s.shards,
+        );
         let mut admitted_by_second = vec![0u32; self.s.horizon_seconds as usize + 1];
         for &fan in &self.admitted_order {
             let f = &self.fans[fan as usize];
-            let inversion = latest.saturating_sub(f.counted);
-            largest_inversion = largest_inversion.max(inversion);
-            if inversion > bound || f.number < last_number[f.shard as usize] {
-                violations += 1;
-            }
-            last_number[f.shard as usize] = f.number;
-            latest = latest.max(f.counted);
             let second = ((f.admitted / SECOND) as usize).min(admitted_by_second.len() - 1);
             admitted_by_second[second] += 1;
         }
@@ -1704,6 +1694,31 @@ impl Sim {
             settings: self.s,
         }
     }
+}
+
+/// Fairness over admissions in the order they happened, each `(shard, number, counted)` (when
+/// the shard's counter took the number, µs). Within a shard numbers must come in order,
+/// exactly. Across shards places are merged by the entrant's clock after the counter answered,
+/// so an earlier place may follow a later one by the clocks' skew plus the spread of the
+/// counter's answers; an admission after someone whose place was taken more than
+/// [`FAIRNESS_BOUND_MS`] later is a violation. Returns the violations and the largest such gap
+/// (µs).
+fn order_violations(admissions: impl Iterator<Item = (u32, u64, u64)>, shards: u32) -> (u64, u64) {
+    let bound = u64::from(FAIRNESS_BOUND_MS) * MS;
+    let mut latest = 0u64;
+    let mut violations = 0;
+    let mut largest_inversion = 0u64;
+    let mut last_number = vec![0u64; shards as usize];
+    for (shard, number, counted) in admissions {
+        let inversion = latest.saturating_sub(counted);
+        largest_inversion = largest_inversion.max(inversion);
+        if inversion > bound || number < last_number[shard as usize] {
+            violations += 1;
+        }
+        last_number[shard as usize] = number;
+        latest = latest.max(counted);
+    }
+    (violations, largest_inversion)
 }
 
 /// Runs the simulation.
@@ -2060,6 +2075,25 @@ mod tests {
         // One counter write and one message per entrant, spread over the shards.
         assert_eq!(outcome.costs.requests["SQS SendMessage"], 3_000);
         assert_eq!(outcome.costs.requests["DynamoDB UpdateItem"], 3_000);
+    }
+
+    #[test]
+    fn admissions_out_of_order_should_be_counted_as_unfair() {
+        let ms = |n: u64| n * MS;
+        // In order, and across shards within the bound: fair.
+        let fair = [
+            (0, 1, ms(0)),
+            (1, 1, ms(100)),
+            (0, 2, ms(50)),
+            (1, 2, ms(300)),
+        ];
+        assert_eq!(order_violations(fair.into_iter(), 2), (0, ms(50)));
+        // A shard's numbers the wrong way round, however close in time.
+        let swapped = [(0, 2, ms(10)), (0, 1, ms(11))];
+        assert_eq!(order_violations(swapped.into_iter(), 1).0, 1);
+        // A place taken 400 ms before one admitted ahead of it, in another shard.
+        let late = [(1, 1, ms(500)), (0, 1, ms(100))];
+        assert_eq!(order_violations(late.into_iter(), 2), (1, ms(400)));
     }
 
     #[test]

@@ -119,15 +119,19 @@ impl Services {
         report: &mut AdmitReport,
     ) -> Result<()> {
         let hand_back_seconds = self.config.admit_hand_back_seconds as i32;
-        let paced_hand_back_seconds = (self.config.admit_interval_seconds as i32 - 1).max(0);
+        // A concert whose pace is spent has slots: its messages must be in sight again when the
+        // next step starts (a second early; SQS counts whole seconds), or that step would find
+        // nothing and the pace would be halved.
+        let paced_hand_back_seconds =
+            hand_back_seconds.min((self.config.admit_interval_seconds as i32 - 1).max(0));
         // Concerts found without a free slot (or with their pace spent): nothing more of theirs
         // this step; their messages are hidden this many seconds.
         let mut full: HashMap<Uuid, i32> = HashMap::new();
         for _ in 0..MAX_ROUNDS_PER_STEP {
             let received = self.receive_all().await?;
             let mut unreadable = Vec::new();
-            let mut again = Vec::new();
-            let mut again_paced = Vec::new();
+            // Messages to hand back, by how long they stay hidden.
+            let mut again: BTreeMap<i32, Vec<String>> = BTreeMap::new();
             let mut new_messages = 0;
             for message in received {
                 let Some(entrant) = message.entrant.clone() else {
@@ -138,14 +142,13 @@ impl Services {
                     // The concert's pre-queue goes first: these wait, in order, until it is
                     // through.
                     report.deferred += 1;
-                    again.push(message.receipt);
+                    again
+                        .entry(hand_back_seconds)
+                        .or_default()
+                        .push(message.receipt);
                 } else if let Some(&hidden) = full.get(&entrant.concert_id) {
                     // Handed back earlier in this step (and visible again at once locally).
-                    if hidden == hand_back_seconds {
-                        again.push(message.receipt);
-                    } else {
-                        again_paced.push(message.receipt);
-                    }
+                    again.entry(hidden).or_default().push(message.receipt);
                 } else {
                     new_messages += 1;
                     pool.entry(entrant.concert_id).or_default().push(Held {
@@ -161,11 +164,12 @@ impl Services {
                 );
                 self.entry_queue.dead_letter(&unreadable).await?;
             }
-            let paced_hidden = hand_back_seconds.min(paced_hand_back_seconds);
-            tokio::try_join!(
-                self.entry_queue.hand_back(&again, hand_back_seconds),
-                self.entry_queue.hand_back(&again_paced, paced_hidden)
-            )?;
+            futures::future::try_join_all(
+                again
+                    .iter()
+                    .map(|(&hidden, receipts)| self.entry_queue.hand_back(receipts, hidden)),
+            )
+            .await?;
             let mut changed = false;
             let concerts: BTreeSet<Uuid> = pool
                 .keys()
@@ -190,13 +194,10 @@ impl Services {
                 if outcome.full {
                     // No free slot: hidden until the next step, so their groups stay blocked
                     // behind them, in order, while other concerts move, and each waiting
-                    // message is received about once a step. A concert whose pace is spent
-                    // has slots: its messages must be in sight again when the next step
-                    // starts (a second early; SQS counts whole seconds), or that step would
-                    // find nothing and the pace would be halved.
+                    // message is received about once a step (a paced concert's, see above).
                     report.deferred += outcome.kept.len();
                     let hidden = if outcome.paced {
-                        hand_back_seconds.min(paced_hand_back_seconds)
+                        paced_hand_back_seconds
                     } else {
                         hand_back_seconds
                     };
