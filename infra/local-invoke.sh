@@ -353,7 +353,30 @@ build_functions() {
 #   --skip-pull-image  no registry is reachable; the image is ensure_runtime_image's
 # SAM runs in the background and the script waits for it: bash runs a signal's trap only once
 # a foreground command ends, which for the admitter would be 40 s after Ctrl-C or a kill.
+#
+# An invocation the function never saw is made again, up to INVOKE_ATTEMPTS in all. SAM waits
+# for the container's port to accept a connection and then posts the event, retrying for about
+# 0.3 s; but with --iptables=false the port is docker-proxy's, which accepts at once, and the
+# emulator inside, an arm64 Go program under qemu, may take longer than that to listen. SAM then
+# says "No response from invoke container" without the emulator's START line: the event never
+# reached the function, so nothing was run, and a new container is the same invocation. An
+# invocation that started (a START line) is judged as it ended, never repeated.
+INVOKE_ATTEMPTS=3
 invoke() {
+    local logical_id=$1 event=$2 out=$3 attempt rc
+    for ((attempt = 1; ; attempt++)); do
+        rc=0
+        invoke_once "$logical_id" "$event" "$out" || rc=$?
+        if [[ -s $out ]] || grep -q '^START RequestId' "$out.log" ||
+            ! grep -q 'No response from invoke container' "$out.log" ||
+            ((attempt == INVOKE_ATTEMPTS)); then
+            return "$rc"
+        fi
+        say "the event did not reach $logical_id (SAM posted it before the emulator in the container listened); invoking again ($((attempt + 1)) of $INVOKE_ATTEMPTS)"
+    done
+}
+
+invoke_once() {
     local logical_id=$1 event=$2 out=$3 rc=0
     say "sam local invoke $logical_id --event ${event#"$root"/}"
     SAM_CLI_TELEMETRY=0 "$LINT_VENV/bin/sam" local invoke "$logical_id" \
