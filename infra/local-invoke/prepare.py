@@ -14,6 +14,10 @@ Python (it has samcli, for CloudFormation's YAML tags, and boto3).
 
     prepare.py env-vars OUT NAME=VALUE...
         Writes OUT, a file for `sam local invoke --env-vars`: the variables for every function.
+
+    prepare.py sam ARGUMENT...
+        Runs the SAM CLI with ARGUMENTs, its readiness check made to see through docker-proxy
+        (see emulator_listening).
 """
 
 import json
@@ -77,6 +81,38 @@ def env_vars(out, pairs):
         file.write("\n")
 
 
+def emulator_listening(container):
+    """Whether the emulator in `container` (SAM's Container) accepts connections, in place of
+    SAM's own check, which only connects to the published port. With dockerd's --iptables=false
+    that port is docker-proxy's, which accepts at once and only then dials the container: SAM
+    would post the event within its 0.3 s of retries, before the emulator (an arm64 Go program
+    under qemu) listens, and report "No response from invoke container". docker-proxy closes a
+    connection whose container end refused, and keeps open one that the emulator took, which
+    waits for a request: an open connection after a short wait is the emulator listening."""
+    import socket
+
+    try:
+        with socket.create_connection(
+            (container._container_host, container.rapid_port_host), timeout=1
+        ) as probe:
+            probe.settimeout(0.25)
+            try:
+                return probe.recv(1) != b""  # closed by docker-proxy: not yet
+            except socket.timeout:
+                return True
+    except OSError:
+        return False
+
+
+def sam(arguments):
+    from samcli.cli.main import cli
+    from samcli.local.docker.container import Container
+
+    Container._can_connect_to_socket = emulator_listening
+    sys.argv = ["sam", *arguments]
+    sys.exit(cli())
+
+
 if __name__ == "__main__":
     command, arguments = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
     if command == "template" and len(arguments) == 3:
@@ -85,5 +121,7 @@ if __name__ == "__main__":
         secret(*arguments)
     elif command == "env-vars" and len(arguments) >= 1:
         env_vars(arguments[0], arguments[1:])
+    elif command == "sam":
+        sam(arguments)
     else:
         sys.exit(__doc__)
