@@ -477,11 +477,12 @@ ensure_runtime_image
 start_forwarder
 create_resources
 
-# Every function gets the same variables, as the template's Globals give them in AWS;
+# Every function gets the same variables, as the template's Globals give them in AWS (with
+# EdgeOnly at its default, off: the events come straight from SAM, not through CloudFront);
 # AWS_ENDPOINT_URL* are the emulators' addresses as the containers reach them.
 "$LINT_VENV/bin/python" "$root/infra/local-invoke/prepare.py" env-vars "$run/env-vars.json" \
     "TABLE_NAME=$TABLE_NAME" "QUEUE_URL=$QUEUE_URL" "EVENT_BUS_NAME=$EVENT_BUS_NAME" \
-    "JWT_SECRET_ARN=$JWT_SECRET_ARN" "ADMIN_USERNAMES=admin" \
+    "JWT_SECRET_ARN=$JWT_SECRET_ARN" "EDGE_SECRET_ARN=" "ADMIN_USERNAMES=admin" \
     "AWS_ENDPOINT_URL=$MOTO_URL" "AWS_ENDPOINT_URL_DYNAMODB=$DDB_URL"
 
 if [[ $command != check ]]; then

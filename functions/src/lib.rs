@@ -12,6 +12,7 @@ pub mod routes;
 
 pub use lambda_http::Request;
 use lambda_http::{service_fn, Body, RequestExt, Response};
+use shared::auth::EdgeSecret;
 pub use shared::runtime::Services;
 use shared::DomainError;
 use std::convert::Infallible;
@@ -73,7 +74,8 @@ pub async fn run_job(job: Job) -> Result<(), lambda_http::Error> {
 /// Runs an endpoint, maps a domain error to the contract's error response, and writes the
 /// request's log line: request id, route, status, latency and the caller's user id (when the
 /// access token is genuine). Never a token, a password, a body or an `Idempotency-Key`: only
-/// these fields are written.
+/// these fields are written. On an edge-only stack (`EDGE_SECRET_ARN`) a request that did not
+/// come through CloudFront is refused before anything else (its token, its body) is looked at.
 pub async fn respond(services: &Services, handler: Handler, request: Request) -> Response<Body> {
     let started = std::time::Instant::now();
     let (route, request_id) = match request.request_context_ref() {
@@ -82,23 +84,33 @@ pub async fn respond(services: &Services, handler: Handler, request: Request) ->
         }
         _ => (None, None),
     };
-    let user_id = http::principal(services, &request)
-        .ok()
+    let around_the_edge = services.edge_secret.as_ref().and_then(|secret| {
+        secret
+            .check(http::header(&request, EdgeSecret::HEADER))
+            .err()
+    });
+    let user_id = around_the_edge
+        .is_none()
+        .then(|| http::principal(services, &request).ok())
+        .flatten()
         .map(|principal| principal.user_id.to_string());
     let budget = time_budget(services, &request);
     // A handler that would outlive the function is stopped here, wherever it stands, as Lambda
     // would stop it, but with an answer: every operation is safe to stop between any two
     // steps (docs/RELIABILITY.md), and SERVICE_BUSY tells the client to try again.
-    let response = match tokio::time::timeout(budget, handler(services, request)).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(err)) => http::error_response(&err),
-        Err(_) => {
-            tracing::warn!(
-                budget_ms = budget.as_millis() as u64,
-                "request ran out of time"
-            );
-            http::error_response(&DomainError::busy())
-        }
+    let response = match around_the_edge {
+        Some(err) => http::error_response(&err),
+        None => match tokio::time::timeout(budget, handler(services, request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(err)) => http::error_response(&err),
+            Err(_) => {
+                tracing::warn!(
+                    budget_ms = budget.as_millis() as u64,
+                    "request ran out of time"
+                );
+                http::error_response(&DomainError::busy())
+            }
+        },
     };
     tracing::info!(
         target: "request",

@@ -194,10 +194,70 @@ pub fn authenticate(keys: &TokenKeys, clock: &Clock, header: Option<&str>) -> Re
     }
 }
 
+/// The proof that a request came through the template's CloudFront distribution: a secret
+/// value the distribution adds to every request it forwards, in [`EdgeSecret::HEADER`]. A
+/// request without it reached the execute-api address or the entry function's URL directly,
+/// around the WAF at the edge (docs/ARCHITECTURE.md, "The edge").
+#[derive(Clone)]
+pub struct EdgeSecret(String);
+
+impl EdgeSecret {
+    pub const HEADER: &'static str = "x-origin-verify";
+
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// Whether `header` (the request's [`EdgeSecret::HEADER`]) is the secret, compared in time
+    /// that does not depend on where the two first differ.
+    pub fn admits(&self, header: Option<&str>) -> bool {
+        use subtle::ConstantTimeEq;
+        header.is_some_and(|given| bool::from(given.as_bytes().ct_eq(self.0.as_bytes())))
+    }
+
+    /// The request as [`DomainError`] when it did not come through the edge.
+    pub fn check(&self, header: Option<&str>) -> Result<()> {
+        if self.admits(header) {
+            Ok(())
+        } else {
+            Err(DomainError::Forbidden(
+                "this service answers only through its CloudFront address",
+            ))
+        }
+    }
+}
+
+impl std::fmt::Debug for EdgeSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EdgeSecret(..)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::{Duration, TimeZone, Utc};
+
+    #[test]
+    fn the_edge_secret_should_admit_only_its_own_value() {
+        let secret = EdgeSecret::new("0123456789abcdef0123456789abcdef".into());
+        assert!(secret.admits(Some("0123456789abcdef0123456789abcdef")));
+        for other in [
+            None,
+            Some(""),
+            Some("0123456789abcdef0123456789abcdeF"),
+            Some("0123456789abcdef0123456789abcde"),
+            Some("0123456789abcdef0123456789abcdef0"),
+        ] {
+            assert!(!secret.admits(other), "{other:?}");
+            assert_eq!(
+                secret.check(other).unwrap_err().code(),
+                "FORBIDDEN",
+                "{other:?}"
+            );
+        }
+        assert!(!format!("{secret:?}").contains("0123"));
+    }
 
     fn keys() -> TokenKeys {
         TokenKeys::from_secret(b"0123456789abcdef0123456789abcdef")

@@ -19,6 +19,13 @@ pub enum SecretSource {
 pub struct Config {
     pub table_name: String,
     pub jwt_secret: SecretSource,
+    /// `EDGE_SECRET` (the value: local stack, tests) or `EDGE_SECRET_ARN` (a Secrets Manager
+    /// secret, read once at cold start): when set, a request is answered only if it carries
+    /// this value in `X-Origin-Verify`, which the template's CloudFront distribution adds to
+    /// every request it forwards (`EdgeOnly`). A request that came another way, to the API's
+    /// execute-api address or the entry function's URL, never went through the WAF at the
+    /// edge, and is refused `403 FORBIDDEN`. Unset (the default): no such check.
+    pub edge_secret: Option<SecretSource>,
     pub access_token_ttl_seconds: i64,
     pub hold_ttl_seconds: i64,
     pub queue_active_ttl_seconds: i64,
@@ -122,11 +129,19 @@ impl Config {
         let table_name = get("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
         let jwt_secret = match (get("JWT_SECRET"), get("JWT_SECRET_ARN")) {
             (Some(secret), _) => {
-                check_secret_length(&secret)?;
+                check_secret_length("JWT_SECRET", &secret)?;
                 SecretSource::Value(secret)
             }
             (None, Some(arn)) => SecretSource::SecretsManager(arn),
             (None, None) => return Err(ConfigError::Missing("JWT_SECRET or JWT_SECRET_ARN")),
+        };
+        let edge_secret = match (get("EDGE_SECRET"), get("EDGE_SECRET_ARN")) {
+            (Some(secret), _) => {
+                check_secret_length("EDGE_SECRET", &secret)?;
+                Some(SecretSource::Value(secret))
+            }
+            (None, Some(arn)) => Some(SecretSource::SecretsManager(arn)),
+            (None, None) => None,
         };
         let number = |name: &'static str, default: i64, min: i64, max: i64| match get(name) {
             None => Ok(default),
@@ -150,6 +165,7 @@ impl Config {
         Ok(Self {
             table_name,
             jwt_secret,
+            edge_secret,
             access_token_ttl_seconds: number("ACCESS_TOKEN_TTL_SECONDS", 3600, 60, 86_400)?,
             hold_ttl_seconds: number("HOLD_TTL_SECONDS", 300, 1, 3600)?,
             queue_active_ttl_seconds: number("QUEUE_ACTIVE_TTL_SECONDS", 600, 1, 86_400)?,
@@ -232,10 +248,12 @@ impl Config {
     }
 }
 
-pub fn check_secret_length(secret: &str) -> Result<(), ConfigError> {
+/// A shared secret (the signing key, the edge's proof) is at least [`MIN_SECRET_BYTES`] long;
+/// `name` is the setting it came from.
+pub fn check_secret_length(name: &'static str, secret: &str) -> Result<(), ConfigError> {
     if secret.len() < MIN_SECRET_BYTES {
         return Err(ConfigError::Invalid {
-            name: "JWT_SECRET",
+            name,
             reason: format!("must be at least {MIN_SECRET_BYTES} bytes"),
         });
     }
@@ -337,6 +355,24 @@ mod tests {
             config.jwt_secret,
             SecretSource::SecretsManager("arn:x".into())
         );
+    }
+
+    #[test]
+    fn edge_secret_should_be_off_unless_set_and_refused_when_short() {
+        let base = [("TABLE_NAME", "t"), ("JWT_SECRET", SECRET)];
+        assert_eq!(config(&base).unwrap().edge_secret, None);
+        // The template passes an empty EDGE_SECRET_ARN when EdgeOnly is off.
+        let empty = config(&[base[0], base[1], ("EDGE_SECRET_ARN", "")]).unwrap();
+        assert_eq!(empty.edge_secret, None);
+        let arn = config(&[base[0], base[1], ("EDGE_SECRET_ARN", "arn:edge")]).unwrap();
+        assert_eq!(
+            arn.edge_secret,
+            Some(SecretSource::SecretsManager("arn:edge".into()))
+        );
+        let value = config(&[base[0], base[1], ("EDGE_SECRET", SECRET)]).unwrap();
+        assert_eq!(value.edge_secret, Some(SecretSource::Value(SECRET.into())));
+        let err = config(&[base[0], base[1], ("EDGE_SECRET", "short")]).unwrap_err();
+        assert!(err.to_string().contains("EDGE_SECRET"), "{err}");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! What every process builds once at start: the AWS clients and the signing key.
 //!
 //! Lambda keeps a process for many invocations, so this runs once per cold start. It does no
-//! network I/O unless the signing key must be fetched from Secrets Manager.
+//! network I/O unless the signing key (or the edge's secret) must be fetched from Secrets
+//! Manager.
 
-use crate::auth::TokenKeys;
+use crate::auth::{EdgeSecret, TokenKeys};
 use crate::catalog_cache::CatalogCache;
 use crate::config::{check_secret_length, Config, SecretSource};
 use crate::entry_queue::EntryQueue;
@@ -20,6 +21,8 @@ pub struct Services {
     pub clock: Clock,
     pub store: Store,
     pub tokens: TokenKeys,
+    /// When set, only requests that came through the edge are answered (`EDGE_SECRET_ARN`).
+    pub edge_secret: Option<EdgeSecret>,
     pub entry_queue: EntryQueue,
     pub events: EventPublisher,
     /// Concert and date items this process read lately (they never change after creation).
@@ -39,7 +42,7 @@ pub struct Services {
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("cannot read the signing key from Secrets Manager: {0}")]
+    #[error("cannot read a secret from Secrets Manager: {0}")]
     Secret(String),
 }
 
@@ -115,19 +118,23 @@ impl Services {
             .retry_partition(quota())
             .build();
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb);
-        let secret = match &config.jwt_secret {
-            SecretSource::Value(secret) => secret.clone(),
-            SecretSource::SecretsManager(arn) => {
-                // A new Lambda environment: the first DynamoDB connection's TLS handshake,
-                // which the first request would otherwise pay, is made beside the key read, in
-                // the background, so that init never waits for it (a slow or unreachable
-                // DynamoDB delays nothing but that request).
-                tokio::spawn(warm_connection(dynamodb.clone()));
-                let secret = read_secret(aws, arn).await?;
-                check_secret_length(&secret)?;
-                secret
+        if matches!(config.jwt_secret, SecretSource::SecretsManager(_)) {
+            // A new Lambda environment: the first DynamoDB connection's TLS handshake, which
+            // the first request would otherwise pay, is made beside the key read, in the
+            // background, so that init never waits for it (a slow or unreachable DynamoDB
+            // delays nothing but that request).
+            tokio::spawn(warm_connection(dynamodb.clone()));
+        }
+        // Both secrets at once: an edge-only stack's cold start waits for one round trip.
+        let (secret, edge_secret) = tokio::try_join!(
+            resolve_secret(aws, "JWT_SECRET", &config.jwt_secret),
+            async {
+                match &config.edge_secret {
+                    None => Ok(None),
+                    Some(source) => resolve_secret(aws, "EDGE_SECRET", source).await.map(Some),
+                }
             }
-        };
+        )?;
         let store = Store::new(dynamodb, &config.table_name);
         let queue_url = config
             .queue_url
@@ -156,6 +163,7 @@ impl Services {
             events,
             entry_queue,
             tokens: TokenKeys::from_secret(secret.as_bytes()),
+            edge_secret: edge_secret.map(EdgeSecret::new),
             config,
             clock,
             store,
@@ -163,7 +171,24 @@ impl Services {
     }
 }
 
-/// The signing key from Secrets Manager.
+/// A secret's value: given, or read from Secrets Manager and checked as the setting `name`
+/// would be.
+async fn resolve_secret(
+    aws: &aws_config::SdkConfig,
+    name: &'static str,
+    source: &SecretSource,
+) -> Result<String, StartError> {
+    match source {
+        SecretSource::Value(secret) => Ok(secret.clone()),
+        SecretSource::SecretsManager(arn) => {
+            let secret = read_secret(aws, arn).await?;
+            check_secret_length(name, &secret)?;
+            Ok(secret)
+        }
+    }
+}
+
+/// A secret's string from Secrets Manager.
 async fn read_secret(aws: &aws_config::SdkConfig, arn: &str) -> Result<String, StartError> {
     aws_sdk_secretsmanager::Client::new(aws)
         .get_secret_value()
