@@ -125,7 +125,8 @@ impl Services {
             // delays nothing but that request).
             tokio::spawn(warm_connection(dynamodb.clone()));
         }
-        // Both secrets at once: an edge-only stack's cold start waits for one round trip.
+        // Both secrets at once (two reads): an edge-only stack's cold start waits for one
+        // round trip, as any other's.
         let (secret, edge_secret) = tokio::try_join!(
             resolve_secret(aws, "JWT_SECRET", &config.jwt_secret),
             async {
