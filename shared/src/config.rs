@@ -127,22 +127,19 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let table_name = get("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
-        let jwt_secret = match (get("JWT_SECRET"), get("JWT_SECRET_ARN")) {
-            (Some(secret), _) => {
-                check_secret_length("JWT_SECRET", &secret)?;
-                SecretSource::Value(secret)
+        // A secret given as `name` itself or as the Secrets Manager secret `name_ARN`.
+        let secret = |name: &'static str, arn: &str| -> Result<_, ConfigError> {
+            match (get(name), get(arn)) {
+                (Some(secret), _) => {
+                    check_secret_length(name, &secret)?;
+                    Ok(Some(SecretSource::Value(secret)))
+                }
+                (None, arn) => Ok(arn.map(SecretSource::SecretsManager)),
             }
-            (None, Some(arn)) => SecretSource::SecretsManager(arn),
-            (None, None) => return Err(ConfigError::Missing("JWT_SECRET or JWT_SECRET_ARN")),
         };
-        let edge_secret = match (get("EDGE_SECRET"), get("EDGE_SECRET_ARN")) {
-            (Some(secret), _) => {
-                check_secret_length("EDGE_SECRET", &secret)?;
-                Some(SecretSource::Value(secret))
-            }
-            (None, Some(arn)) => Some(SecretSource::SecretsManager(arn)),
-            (None, None) => None,
-        };
+        let jwt_secret = secret("JWT_SECRET", "JWT_SECRET_ARN")?
+            .ok_or(ConfigError::Missing("JWT_SECRET or JWT_SECRET_ARN"))?;
+        let edge_secret = secret("EDGE_SECRET", "EDGE_SECRET_ARN")?;
         let number = |name: &'static str, default: i64, min: i64, max: i64| match get(name) {
             None => Ok(default),
             Some(raw) => match raw.trim().parse::<i64>() {
