@@ -85,7 +85,7 @@ def emulator_listening(container):
     """Whether the emulator in `container` (SAM's Container) accepts connections, in place of
     SAM's own check, which only connects to the published port. With dockerd's --iptables=false
     that port is docker-proxy's, which accepts at once and only then dials the container: SAM
-    would post the event within its 0.3 s of retries, before the emulator (an arm64 Go program
+    would post the event within its 0.7 s of retries, before the emulator (an arm64 Go program
     under qemu) listens, and report "No response from invoke container". docker-proxy closes a
     connection whose container end refused, and keeps open one that the emulator took, which
     waits for a request: an open connection after a short wait is the emulator listening."""
